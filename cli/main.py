@@ -1,0 +1,51 @@
+"""The `dispatch` console script: one entry point, subcommands per area."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from cli import infra_commands, run_command
+from dispatch.settings import Settings
+from infra.errors import InfraError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="dispatch",
+        description="Alarm dispatch and multi-party response. Settings come from DISPATCH_* "
+        "environment variables (see docs/settings.md).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    infra_commands.register(sub)
+    run_command.register(sub)
+    return parser
+
+
+def say(line: str) -> None:
+    """Print one line for the person at the terminal."""
+    print(line, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments, build the settings once, run the subcommand, map errors to one line."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        print(f"dispatch: error: setting DISPATCH_{field.upper()}: {first['msg']}", file=sys.stderr)
+        return 2
+    try:
+        code: int = args.handler(args, settings, say)
+    except InfraError as exc:
+        print(f"dispatch: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code

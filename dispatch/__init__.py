@@ -1,0 +1,1 @@
+"""Domain logic: no Kafka, websocket or database drivers."""

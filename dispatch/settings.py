@@ -1,0 +1,66 @@
+"""The one settings object, built in each entry point and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "alarm-dispatch"
+
+
+class Settings(BaseSettings):
+    """Every knob of the system; read from `DISPATCH_*` variables when an entry point builds it."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DISPATCH_", extra="forbid", frozen=True, validate_default=True
+    )
+
+    # Where local infrastructure keeps its data, pid files and logs.
+    state_dir: Path = Path(".state")
+    # Downloaded Kafka jars live here, outside the repo, so a second start needs no network.
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+
+    # Kafka: when kafka_bootstrap is set, that cluster is used and nothing is started.
+    kafka_bootstrap: str | None = None
+    kafka_host: str = "127.0.0.1"
+    kafka_port: int = Field(default=9092, ge=1, le=65535)
+    kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
+    kafka_partitions: int = Field(default=4, ge=1, le=1024)
+    kafka_heap: str = Field(default="768m", pattern=r"^\d+[kmg]$")
+    # A Maven mirror to fetch the jars from instead of Maven Central.
+    maven_repository_url: str | None = None
+
+    # PostgreSQL: when postgres_url is set, that server is used and nothing is started.
+    postgres_url: SecretStr | None = None
+    postgres_host: str = "127.0.0.1"
+    postgres_port: int = Field(default=5432, ge=1, le=65535)
+    postgres_db: str = Field(default="dispatch", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    postgres_user: str = Field(default="dispatch", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    # Generated on first start and kept in the state directory when not given.
+    postgres_password: SecretStr | None = None
+
+    startup_timeout_s: float = Field(default=90.0, gt=0)
+
+    @property
+    def kafka_is_external(self) -> bool:
+        """Tell whether a Kafka cluster was configured instead of the local broker."""
+        return self.kafka_bootstrap is not None
+
+    @property
+    def postgres_is_external(self) -> bool:
+        """Tell whether a PostgreSQL server was configured instead of the local one."""
+        return self.postgres_url is not None
+
+    @property
+    def local_kafka_bootstrap(self) -> str:
+        """Return the address of the locally started broker."""
+        return f"{self.kafka_host}:{self.kafka_port}"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """Return the Kafka bootstrap address in use, external or local."""
+        return self.kafka_bootstrap or self.local_kafka_bootstrap

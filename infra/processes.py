@@ -1,0 +1,121 @@
+"""Pid files, port checks and process shutdown shared by the Kafka and Postgres launchers."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from infra.errors import InfraError
+
+# How a launcher tells the person at the terminal something worth one line.
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """What `dispatch infra status` reports for one service."""
+
+    name: str
+    managed: bool
+    pid: int | None
+    address: str
+    healthy: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class PidFile:
+    """A pid file that records one process we started, recognised by a marker in its cmdline."""
+
+    path: Path
+    marker: str
+
+    def read(self) -> int | None:
+        """Return the recorded pid, or None when there is no readable pid file."""
+        try:
+            lines = self.path.read_text().splitlines()
+        except FileNotFoundError:
+            return None
+        # The pid is the first line (Postgres's postmaster.pid has more lines after it).
+        first = lines[0].strip() if lines else ""
+        return int(first) if first.isdigit() else None
+
+    def write(self, pid: int) -> None:
+        """Record pid."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(f"{pid}\n")
+
+    def remove(self) -> None:
+        """Forget the recorded process."""
+        self.path.unlink(missing_ok=True)
+
+    def live_pid(self) -> int | None:
+        """Return the recorded pid if that process still runs and is ours, else None."""
+        pid = self.read()
+        if pid is None or not is_our_process(pid, self.marker):
+            return None
+        return pid
+
+    def is_stale(self) -> bool:
+        """Tell whether a pid file exists but names no process of ours."""
+        return self.path.exists() and self.live_pid() is None
+
+
+def is_our_process(pid: int, marker: str) -> bool:
+    """Tell whether pid is alive and its command line mentions marker (pids get reused)."""
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return any(marker in part for part in proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def ensure_port_free(host: str, port: int, what: str, setting: str) -> None:
+    """Raise a one-line error when something already listens on host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # SO_REUSEADDR so that a socket lingering in TIME_WAIT does not count as taken.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise InfraError(
+                f"port {host}:{port} for {what} is already taken by another process; "
+                f"stop it or choose another port with {setting}"
+            ) from exc
+
+
+def terminate(pid: int, *, timeout_s: float) -> None:
+    """Stop a process with SIGTERM, then SIGKILL if it has not exited within timeout_s."""
+    try:
+        proc = psutil.Process(pid)
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except psutil.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout_s)
+    except psutil.NoSuchProcess:
+        return
+
+
+def tail(path: Path, lines: int = 5) -> str:
+    """Return the last lines of a log file, for error messages."""
+    try:
+        content = path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return ""
+    return " | ".join(line.strip() for line in content[-lines:])
+
+
+def drop_stale_pid_file(pid_file: PidFile, name: str, say: Say) -> None:
+    """Remove a pid file whose process is gone (or is no longer ours), saying so in one line."""
+    if pid_file.is_stale():
+        pid = pid_file.read()
+        say(f"{name}: removed stale pid file {pid_file.path} (pid {pid} is not our {name})")
+        pid_file.remove()
