@@ -51,9 +51,9 @@ def infra_status(args: argparse.Namespace, settings: Settings, say: Say) -> int:
 
 def print_table(statuses: list[ServiceStatus], say: Say) -> None:
     """Print one line per service."""
-    say(f"{'service':<10}{'state':<10}{'pid':<9}{'address':<22}{'health':<10}detail")
+    say(f"{'service':<9} {'state':<9} {'pid':<8} {'address':<25} {'health':<8} detail")
     for s in statuses:
         state = "external" if not s.managed else ("running" if s.pid else "stopped")
         pid = str(s.pid) if s.pid else "-"
         health = "healthy" if s.healthy else "DOWN"
-        say(f"{s.name:<10}{state:<10}{pid:<9}{s.address:<22}{health:<10}{s.detail}")
+        say(f"{s.name:<9} {state:<9} {pid:<8} {s.address:<25} {health:<8} {s.detail}")

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     kafka_port: int = Field(default=9092, ge=1, le=65535)
     kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
     kafka_partitions: int = Field(default=4, ge=1, le=1024)
+    # Replication of the topics the project declares: 1 on the local single node, 3 on a cluster.
+    kafka_replication_factor: int = Field(default=1, ge=1, le=16)
     kafka_heap: str = Field(default="768m", pattern=r"^\d+[kmg]$")
     # A Maven mirror to fetch the jars from instead of Maven Central.
     maven_repository_url: str | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import os
 import shutil
 import subprocess
 import tempfile
@@ -195,18 +196,25 @@ class KafkaBroker:
 
     def _spawn(self) -> int:
         cmd = self._java_cmd(KAFKA_MAIN_CLASS, str(self.config_path))
-        with self.console_path.open("ab") as console:
+        console = os.open(self.console_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
             # A session of its own: the broker outlives this CLI and gets no terminal signals.
-            proc = subprocess.Popen(
+            # posix_spawn rather than Popen: nothing here will ever wait on the broker.
+            pid = os.posix_spawn(
+                cmd[0],
                 cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=console,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                cwd=self.home,
+                dict(os.environ),
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, console, 1),
+                    (os.POSIX_SPAWN_DUP2, console, 2),
+                ],
+                setsid=True,
             )
-        self.pid_file.write(proc.pid)
-        return proc.pid
+        finally:
+            os.close(console)
+        self.pid_file.write(pid)
+        return pid
 
     def _wait_healthy(self, pid: int) -> None:
         deadline = time.monotonic() + self.settings.startup_timeout_s

@@ -9,7 +9,7 @@ import secrets
 import subprocess
 import time
 import warnings
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import asyncpg
 
@@ -215,8 +215,11 @@ class PostgresServer:
     def status(self) -> ServiceStatus:
         """Report whether the server runs, where, and whether the app role can query it."""
         if self.settings.postgres_url is not None:
-            healthy = asyncio.run(postgres_answers(self.settings.postgres_url.get_secret_value()))
-            return ServiceStatus("postgres", False, None, "(configured URL)", healthy, "external")
+            url = self.settings.postgres_url.get_secret_value()
+            healthy = asyncio.run(postgres_answers(url))
+            parts = urlsplit(url)
+            address = f"{parts.hostname}:{parts.port or 5432}{parts.path}"
+            return ServiceStatus("postgres", False, None, address, healthy, "external (configured)")
         s = self.settings
         address = f"{s.postgres_host}:{s.postgres_port}"
         pid = self.pid_file.live_pid()

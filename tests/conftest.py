@@ -1,0 +1,99 @@
+"""Session-wide real infrastructure: one Kafka broker and one PostgreSQL server per test run."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from dispatch.settings import Settings
+from infra import stack
+from infra.topics import TopicDecl, ensure_topics
+
+INTEGRATION_DIR = Path(__file__).parent / "integration"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under tests/integration as needing the real services."""
+    for item in items:
+        if INTEGRATION_DIR in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+def free_port() -> int:
+    """Return a TCP port on loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def infra_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings for this test run: own state directory and own ports, shared jar cache."""
+    return Settings(
+        state_dir=tmp_path_factory.mktemp("state"),
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        postgres_port=free_port(),
+    )
+
+
+@pytest.fixture(scope="session")
+def running_stack(infra_settings: Settings) -> Iterator[Settings]:
+    """Start Kafka and PostgreSQL through the project's own launcher; stop them at the end."""
+    stack.up(infra_settings, print)
+    yield infra_settings
+    stack.down(infra_settings, print)
+
+
+@pytest.fixture(scope="session")
+def bootstrap(running_stack: Settings) -> str:
+    """Return the bootstrap address of the running broker."""
+    return running_stack.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def postgres_url(running_stack: Settings) -> str:
+    """Return the URL of the running PostgreSQL server (the app role)."""
+    return stack.postgres_url(running_stack)
+
+
+NewTopics = Callable[..., Awaitable[list[str]]]
+
+
+@pytest.fixture
+def new_topics(bootstrap: str) -> NewTopics:
+    """Create fresh, uniquely named topics for one test."""
+
+    async def create(*stems: str, partitions: int = 1) -> list[str]:
+        names = [f"t.{stem}.{uuid.uuid4().hex[:12]}" for stem in stems]
+        await ensure_topics(bootstrap, [TopicDecl(name, partitions) for name in names])
+        return names
+
+    return create
+
+
+@pytest.fixture
+def group_id() -> str:
+    """Return a consumer group id no other test uses."""
+    return f"g.{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def pg(postgres_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """Yield a connection whose search_path is a fresh schema, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(postgres_url)
+    # Schema names cannot be bind parameters; this one is generated above, never user input.
+    await conn.execute(f'CREATE SCHEMA "{schema}"')
+    await conn.execute(f'SET search_path TO "{schema}"')
+    try:
+        yield conn
+    finally:
+        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await conn.close()
