@@ -90,18 +90,18 @@ def ensure_port_free(host: str, port: int, what: str, setting: str) -> None:
             ) from exc
 
 
-def terminate(pid: int, *, timeout_s: float) -> None:
-    """Stop a process with SIGTERM, then SIGKILL if it has not exited within timeout_s."""
+def terminate(pid: int, *, timeout_s: float) -> int | None:
+    """Stop a process with SIGTERM, then SIGKILL after timeout_s; return a child's exit code."""
     try:
         proc = psutil.Process(pid)
         proc.terminate()
         try:
-            proc.wait(timeout=timeout_s)
+            return proc.wait(timeout=timeout_s)
         except psutil.TimeoutExpired:
             proc.kill()
-            proc.wait(timeout=timeout_s)
+            return proc.wait(timeout=timeout_s)
     except psutil.NoSuchProcess:
-        return
+        return None
 
 
 def tail(path: Path, lines: int = 5) -> str:

@@ -1,0 +1,1 @@
+"""Side services: the websocket gateway, the Postgres sink."""
