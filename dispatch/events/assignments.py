@@ -1,0 +1,69 @@
+"""Jobs pushed to units (`dispatch.assignments`): assignments and mutual-aid alerts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from dispatch.events.alarms import Category, Priority
+from dispatch.events.base import (
+    EventId,
+    EventModel,
+    Identifier,
+    Name,
+    Position,
+    Summary,
+    UtcTimestamp,
+)
+
+
+class AssignmentKind(StrEnum):
+    """Whether a unit is sent to the incident or alerted to help nearby."""
+
+    ASSIGNMENT = "assignment"
+    MUTUAL_AID_ALERT = "mutual_aid_alert"
+
+
+class AssignmentRole(StrEnum):
+    """The part a unit plays at an incident."""
+
+    PRIMARY = "primary"
+    SUPPORT = "support"
+    MUTUAL_AID = "mutual_aid"
+
+
+class Assignment(EventModel):
+    """Send one unit one job, with the deadline by which it must acknowledge."""
+
+    schema_version: Literal[1] = 1
+    assignment_id: EventId
+    incident_id: uuid.UUID
+    unit_id: Identifier
+    kind: AssignmentKind
+    role: AssignmentRole
+    # 1 for the first offer of this role; each redispatch after a timeout or decline adds one.
+    attempt: int = Field(ge=1, le=100)
+    priority: Priority
+    category: Category
+    position: Position
+    place_name: Name | None = None
+    eta_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    dispatched_at: UtcTimestamp
+    ack_deadline: UtcTimestamp
+    summary: Summary
+
+    @field_validator("ack_deadline")
+    @classmethod
+    def _deadline_after_dispatch(cls, ack_deadline: datetime, info: ValidationInfo) -> datetime:
+        # A field validator, not a model validator, so that the error names this field.
+        dispatched_at = info.data.get("dispatched_at")
+        if dispatched_at is not None and ack_deadline <= dispatched_at:
+            raise PydanticCustomError(
+                "ack_deadline_order", "ack_deadline must be after dispatched_at"
+            )
+        return ack_deadline

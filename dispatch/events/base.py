@@ -1,0 +1,85 @@
+"""Shared base model and field types for the events on every topic."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+)
+from pydantic_core import PydanticCustomError
+
+
+class EventModel(BaseModel):
+    """Base of every event and of every value nested in one: immutable, no unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _to_utc_millis(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise PydanticCustomError(
+            "timezone_required",
+            "Timestamp must include a timezone, e.g. '2026-11-26T03:04:05.123Z' or '+08:00'",
+        )
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError(
+            "timestamp_range", "Timestamp is out of range once converted to UTC"
+        ) from None
+    # Truncate rather than round so a timestamp never moves past the moment it records.
+    return utc.replace(microsecond=utc.microsecond - utc.microsecond % 1000)
+
+
+def _iso_utc_millis(value: datetime) -> str:
+    return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+UtcTimestamp = Annotated[
+    datetime,
+    AfterValidator(_to_utc_millis),
+    PlainSerializer(_iso_utc_millis, return_type=str, when_used="json"),
+]
+"""An aware instant in UTC at millisecond precision, written as `2026-11-26T03:04:05.123Z`."""
+
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Summary = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+Identifier = Annotated[
+    str,
+    StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"),
+]
+"""An id of a unit, enterprise, grid, place, device or principal: ASCII, 1..64 characters."""
+
+Capability = Annotated[str, StringConstraints(max_length=32, pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+"""A skill a unit offers and an alarm needs, e.g. `patrol`, `fire`, `medical`, `mediation`."""
+
+Phone = Annotated[str, StringConstraints(max_length=32, pattern=r"^\+?[0-9][0-9 -]{2,30}$")]
+
+IdempotencyKey = Annotated[str, StringConstraints(max_length=128, pattern=r"^[!-~]{1,128}$")]
+"""A client-chosen key (printable ASCII, no spaces) that makes a resubmitted alarm a no-op."""
+
+# Required, never defaulted: a record that arrives without its id must be refused, not given
+# a fresh id on every parse, or a replay would look new and defeat deduplication.
+EventId = Annotated[
+    uuid.UUID,
+    Field(description="Generated once by the producer (uuid4); consumers deduplicate on it."),
+]
+
+
+class Position(EventModel):
+    """A WGS-84 point, with the radius of the fix when the device reports one."""
+
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
+    accuracy_m: float | None = Field(default=None, ge=0, le=100_000, allow_inf_nan=False)
