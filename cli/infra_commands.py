@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from typing import Any
 
 from dispatch.settings import Settings
@@ -25,6 +26,9 @@ def register(sub: Any) -> None:
     actions.add_parser("status", help="what runs, where, and whether it is healthy").set_defaults(
         handler=infra_status
     )
+    actions.add_parser(
+        "env", help="print shell exports that point other tools at the running services"
+    ).set_defaults(handler=infra_env)
 
 
 def infra_up(args: argparse.Namespace, settings: Settings, say: Say) -> int:
@@ -57,3 +61,10 @@ def print_table(statuses: list[ServiceStatus], say: Say) -> None:
         pid = str(s.pid) if s.pid else "-"
         health = "healthy" if s.healthy else "DOWN"
         say(f"{s.name:<9} {state:<9} {pid:<8} {s.address:<25} {health:<8} {s.detail}")
+
+
+def infra_env(args: argparse.Namespace, settings: Settings, say: Say) -> int:
+    """Print `export` lines (with the Postgres password) for `eval "$(dispatch infra env)"`."""
+    say(f"export DISPATCH_KAFKA_BOOTSTRAP={shlex.quote(settings.bootstrap_servers)}")
+    say(f"export DISPATCH_POSTGRES_URL={shlex.quote(stack.postgres_url(settings))}")
+    return 0

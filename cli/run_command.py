@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import signal
 import threading
 from typing import Any
@@ -11,6 +12,7 @@ from cli.infra_commands import print_table
 from dispatch.settings import Settings
 from infra import stack
 from infra.processes import Say
+from infra.topics import declare_catalog_topics
 
 
 def register(sub: Any) -> None:
@@ -30,6 +32,8 @@ def run_system(args: argparse.Namespace, settings: Settings, say: Say) -> int:
     """Bring the stack up, declare the topics, then wait for SIGINT or SIGTERM."""
     statuses = stack.up(settings, say)
     print_table(statuses, say)
+    created = asyncio.run(declare_catalog_topics(settings))
+    say(f"topics created: {', '.join(created)}" if created else "topics: all present")
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

@@ -8,7 +8,11 @@ from dataclasses import dataclass, field
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from dispatch.events import TOPICS
+from dispatch.settings import Settings
 from infra.errors import InfraError
+
+DAY_MS = 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)
@@ -55,3 +59,25 @@ async def ensure_topics(
         return [t.name for t in new]
     finally:
         await admin.close()
+
+
+def catalog_declarations(settings: Settings) -> list[TopicDecl]:
+    """Return a declaration for every topic of the event catalog, with its retention."""
+    decls = []
+    for spec in TOPICS.values():
+        configs = {}
+        if spec.retention_days is not None:
+            configs["retention.ms"] = str(spec.retention_days * DAY_MS)
+        if spec.max_message_bytes is not None:
+            configs["max.message.bytes"] = str(spec.max_message_bytes)
+        decls.append(TopicDecl(spec.name, settings.kafka_partitions, spec.compacted, configs))
+    return decls
+
+
+async def declare_catalog_topics(settings: Settings) -> list[str]:
+    """Create every catalog topic that does not exist yet; return the names created."""
+    return await ensure_topics(
+        settings.bootstrap_servers,
+        catalog_declarations(settings),
+        replication_factor=settings.kafka_replication_factor,
+    )

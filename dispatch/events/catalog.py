@@ -32,6 +32,10 @@ class TopicSpec(Generic[E]):
     key_field: str
     compacted: bool
     description: str
+    # How long records stay (None: compacted, the latest per key stays for good).
+    retention_days: int | None = 7
+    # Set where records can be larger than Kafka's 1 MB default (dead letters carry originals).
+    max_message_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if self.key_field not in self.model.model_fields:
@@ -43,6 +47,7 @@ ALARMS_RAW = TopicSpec(
     model=RawAlarm,
     key_field="source_id",
     compacted=False,
+    retention_days=30,
     description="Alarms as received, after validation, before classification.",
 )
 ALARMS_CLASSIFIED = TopicSpec(
@@ -71,6 +76,7 @@ UNITS_STATUS = TopicSpec(
     model=UnitStatus,
     key_field="unit_id",
     compacted=True,
+    retention_days=None,
     description="Each unit's availability and position; compaction keeps the latest per unit.",
 )
 INCIDENTS_STATE = TopicSpec(
@@ -78,6 +84,7 @@ INCIDENTS_STATE = TopicSpec(
     model=IncidentStateChange,
     key_field="incident_id",
     compacted=False,
+    retention_days=30,
     description="Every incident state change with its parties and timers.",
 )
 ALARMS_DLQ = TopicSpec(
@@ -85,6 +92,8 @@ ALARMS_DLQ = TopicSpec(
     model=DeadLetter,
     key_field="source_topic",
     compacted=False,
+    retention_days=30,
+    max_message_bytes=2 * 1024 * 1024,
     description="Records a stage could not process, with the reason and the original bytes.",
 )
 

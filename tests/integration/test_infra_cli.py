@@ -94,6 +94,11 @@ def test_up_twice_then_status_then_down_leaves_nothing(tmp_path: Path) -> None:
     assert processes_mentioning(str(state.resolve())) == []
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in started)
 
+    exports = run_cli("infra", "env", env=env)
+    assert f"DISPATCH_KAFKA_BOOTSTRAP=127.0.0.1:{env['DISPATCH_KAFKA_PORT']}" in exports.stdout
+    password = (state / "postgres" / "password").read_text().strip()
+    assert f":{password}@127.0.0.1:{env['DISPATCH_POSTGRES_PORT']}/dispatch" in exports.stdout
+
     after = run_cli("infra", "status", env=env)
     assert after.returncode == 3
     assert status_column(after.stdout, 1) == {"kafka": "stopped", "postgres": "stopped"}

@@ -65,3 +65,18 @@ def test_cli_names_the_bad_variable_in_one_line() -> None:
 def test_every_field_is_documented() -> None:
     documented = set(re.findall(r"^\| `(\w+)` \|", (ROOT / "docs/settings.md").read_text(), re.M))
     assert documented == set(Settings.model_fields)
+
+
+def test_no_module_reads_the_environment_at_import() -> None:
+    # With every DISPATCH_ value invalid, importing must still work: only entry points build
+    # the settings.
+    modules = "cli.main, dispatch.events, infra.stack, infra.topics, streams, consumers"
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {modules}"],
+        env={"DISPATCH_KAFKA_PORT": "bad", "DISPATCH_STATE_DIR": "", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
