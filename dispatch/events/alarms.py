@@ -112,6 +112,8 @@ class ClassifiedAlarm(EventModel):
     category: Category
     priority: Priority
     required_capabilities: tuple[Capability, ...] = Field(default=(), max_length=8)
+    # How many units to send at once (a P1 robbery may need two patrols).
+    units_needed: int = Field(default=1, ge=1, le=10)
     position: Position
     grid_id: Identifier | None = None
     place_id: Identifier | None = None
