@@ -1,0 +1,31 @@
+"""The incident lifecycle: a pure state machine whose effects are events to publish."""
+
+from dispatch.lifecycle.incident import Deadline, Incident, open_incident
+from dispatch.lifecycle.policy import LifecyclePolicy
+from dispatch.lifecycle.responses import apply_response, cancel, expire_deadlines
+from dispatch.lifecycle.transitions import (
+    Effects,
+    Offer,
+    ResponseRejected,
+    dispatch_offers,
+    escalate,
+    merge_alarm,
+    units_still_needed,
+)
+
+__all__ = [
+    "Deadline",
+    "Effects",
+    "Incident",
+    "LifecyclePolicy",
+    "Offer",
+    "ResponseRejected",
+    "apply_response",
+    "cancel",
+    "dispatch_offers",
+    "escalate",
+    "expire_deadlines",
+    "merge_alarm",
+    "open_incident",
+    "units_still_needed",
+]

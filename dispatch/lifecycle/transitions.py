@@ -1,0 +1,235 @@
+"""Incident transitions: each takes the stored incident and returns it with the events to emit.
+
+Every id made here is derived from what it records (uuid5), never random, so that a stage that
+replays its input after a crash re-emits the same assignment and state-change ids, which every
+consumer deduplicates on.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from dispatch.events import (
+    Assignment,
+    AssignmentKind,
+    AssignmentRole,
+    ClassifiedAlarm,
+    IncidentState,
+    IncidentStateChange,
+    Party,
+    PartyState,
+)
+from dispatch.lifecycle.incident import Deadline, Incident, earliest
+from dispatch.lifecycle.policy import LifecyclePolicy
+
+ID_NAMESPACE = uuid.UUID("a1e7d0c2-5b8f-4c36-9d0e-2f4b6a8c1e3d")
+SYSTEM = "system"
+
+# The order of progress; an incident never moves back down it (a late en_route after on_scene
+# changes nothing).
+PROGRESS = (
+    IncidentState.CLASSIFIED,
+    IncidentState.DISPATCHED,
+    IncidentState.ACCEPTED,
+    IncidentState.EN_ROUTE,
+    IncidentState.ON_SCENE,
+    IncidentState.RESOLVED,
+)
+ACTIVE_PARTY_STATES = frozenset(
+    {
+        PartyState.DISPATCHED,
+        PartyState.DELIVERED,
+        PartyState.ACKED,
+        PartyState.ACCEPTED,
+        PartyState.EN_ROUTE,
+        PartyState.ON_SCENE,
+    }
+)
+AWAITING_ACCEPT = frozenset({PartyState.DISPATCHED, PartyState.DELIVERED, PartyState.ACKED})
+
+
+class ResponseRejected(ValueError):
+    """Raised when a response names an assignment this incident never gave that unit."""
+
+
+@dataclass(frozen=True)
+class Offer:
+    """One unit to send or alert, as routing chose it."""
+
+    unit_id: str
+    role: AssignmentRole
+    kind: AssignmentKind
+    eta_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Effects:
+    """The incident after a transition, and what to publish because of it."""
+
+    incident: Incident
+    assignments: tuple[Assignment, ...] = ()
+    state_changes: tuple[IncidentStateChange, ...] = ()
+    # Route again for units_still_needed(incident), excluding the units already tried.
+    reroute: bool = False
+
+
+def units_still_needed(incident: Incident) -> int:
+    """Return how many more units must be sent for the incident to be fully covered."""
+    covering = sum(
+        1
+        for p in incident.parties
+        if p.kind is AssignmentKind.ASSIGNMENT and p.state in ACTIVE_PARTY_STATES
+    )
+    return 0 if incident.is_closed else max(0, incident.units_needed - covering)
+
+
+def state_change(
+    incident: Incident,
+    state: IncidentState,
+    *,
+    previous: IncidentState,
+    reason: str | None,
+    actor: str,
+    at: datetime,
+) -> IncidentStateChange:
+    """Build the state-change event for an incident as it now stands."""
+    key = f"{incident.incident_id}:{state}:{at.isoformat()}:{reason}:{len(incident.parties)}"
+    return IncidentStateChange(
+        event_id=uuid.uuid5(ID_NAMESPACE, key),
+        incident_id=incident.incident_id,
+        state=state,
+        previous_state=previous,
+        reason=reason[:2000] if reason else None,
+        actor=actor,
+        at=at,
+        priority=incident.priority,
+        category=incident.category,
+        timing=incident.timing,
+        parties=incident.parties,
+        merged_alarm_ids=incident.alarm_ids[1:],
+    )
+
+
+def advance(incident: Incident, state: IncidentState) -> IncidentState:
+    if state in PROGRESS and incident.state in PROGRESS:
+        return max(incident.state, state, key=PROGRESS.index)
+    return state
+
+
+def merge_alarm(incident: Incident, alarm: ClassifiedAlarm) -> Effects:
+    """Fold a repeated alarm of the same place and kind into its incident."""
+    if alarm.alarm_id in incident.alarm_ids:
+        return Effects(incident)  # replayed input
+    urgent = min(incident.priority, alarm.priority)  # "P1" < "P2": the more urgent wins
+    merged = incident.model_copy(
+        update={"alarm_ids": (*incident.alarm_ids, alarm.alarm_id)[-1000:], "priority": urgent}
+    )
+    reason = f"alarm {alarm.alarm_id} merged ({len(merged.alarm_ids)} alarms)"
+    change = state_change(
+        merged,
+        IncidentState.MERGED,
+        previous=incident.state,
+        reason=reason,
+        actor=SYSTEM,
+        at=alarm.classified_at,
+    )
+    return Effects(merged, state_changes=(change,))
+
+
+def assignment_id_for(incident: Incident, offer: Offer, attempt: int) -> uuid.UUID:
+    """Return the id an offer gets; the same offer on replay gets the same id."""
+    return uuid.uuid5(
+        ID_NAMESPACE, f"{incident.incident_id}:{offer.unit_id}:{offer.kind}:{attempt}"
+    )
+
+
+def dispatch_offers(
+    incident: Incident,
+    offers: tuple[Offer, ...],
+    *,
+    now: datetime,
+    policy: LifecyclePolicy,
+    actor: str = SYSTEM,
+) -> Effects:
+    """Send the offered units, with their deadlines; a unit already on the incident is skipped."""
+    engaged = {p.unit_id for p in incident.parties if p.state in ACTIVE_PARTY_STATES}
+    fresh = tuple(o for o in offers if o.unit_id not in engaged)
+    if incident.is_closed or not fresh:
+        return Effects(incident)
+    attempt = incident.attempt + 1
+    parties, deadlines, assignments = list(incident.parties), list(incident.deadlines), []
+    for offer in fresh:
+        assignment_id = assignment_id_for(incident, offer, attempt)
+        is_aid = offer.kind is AssignmentKind.MUTUAL_AID_ALERT
+        timeout = (
+            policy.mutual_aid_ack_timeout if is_aid else policy.accept_timeout(incident.priority)
+        )
+        assignments.append(
+            Assignment(
+                assignment_id=assignment_id,
+                incident_id=incident.incident_id,
+                unit_id=offer.unit_id,
+                kind=offer.kind,
+                role=offer.role,
+                attempt=attempt,
+                priority=incident.priority,
+                category=incident.category,
+                position=incident.position,
+                place_name=incident.place_name,
+                eta_s=offer.eta_s,
+                dispatched_at=now,
+                ack_deadline=now + timeout,
+                summary=incident.summary,
+            )
+        )
+        parties.append(
+            Party(
+                unit_id=offer.unit_id,
+                assignment_id=assignment_id,
+                role=offer.role,
+                kind=offer.kind,
+                state=PartyState.DISPATCHED,
+                dispatched_at=now,
+            )
+        )
+        deadlines.append(
+            Deadline(assignment_id=assignment_id, unit_id=offer.unit_id, due_at=now + timeout)
+        )
+    sends_units = any(o.kind is AssignmentKind.ASSIGNMENT for o in fresh)
+    state = IncidentState.REDISPATCHED if incident.attempt > 0 else IncidentState.DISPATCHED
+    timing = incident.timing.model_copy(
+        update={"dispatched_at": earliest(incident.timing.dispatched_at, now)}
+    )
+    stored = advance(incident, IncidentState.DISPATCHED) if sends_units else incident.state
+    updated = incident.model_copy(
+        update={
+            "parties": tuple(parties)[-64:],
+            "deadlines": tuple(deadlines)[-64:],
+            "attempt": attempt,
+            "timing": timing if sends_units else incident.timing,
+            "state": stored,
+        }
+    )
+    names = ", ".join(o.unit_id for o in fresh)
+    change = state_change(
+        updated,
+        state,
+        previous=incident.state,
+        reason=f"attempt {attempt}: {names}",
+        actor=actor,
+        at=now,
+    )
+    return Effects(updated, assignments=tuple(assignments), state_changes=(change,))
+
+
+def escalate(incident: Incident, *, reason: str, now: datetime, actor: str = SYSTEM) -> Effects:
+    """Put the incident in the commander queue and say why; nothing waits silently."""
+    if incident.is_closed:
+        return Effects(incident)
+    queued = incident.model_copy(update={"in_commander_queue": True})
+    change = state_change(
+        queued, IncidentState.ESCALATED, previous=incident.state, reason=reason, actor=actor, at=now
+    )
+    return Effects(queued, state_changes=(change,))
