@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # Generated on first start and kept in the state directory when not given.
     postgres_password: SecretStr | None = None
 
+    # The zone (grids, places, units) to dispatch in; None means the shipped Suizhou demo zone.
+    zone_file: Path | None = None
+
     startup_timeout_s: float = Field(default=90.0, gt=0)
 
     @property
