@@ -47,6 +47,8 @@ class Settings(BaseSettings):
 
     # The zone (grids, places, units) to dispatch in; None means the shipped Suizhou demo zone.
     zone_file: Path | None = None
+    # The classification rules; None means the shipped rules (dispatch/classify/data/rules.toml).
+    rules_file: Path | None = None
 
     startup_timeout_s: float = Field(default=90.0, gt=0)
 
