@@ -3,6 +3,8 @@
 from dispatch.events.alarms import (
     Category,
     ClassifiedAlarm,
+    LocatedAlarm,
+    MergeKey,
     PlaceType,
     Priority,
     RawAlarm,
@@ -27,8 +29,10 @@ from dispatch.events.base import (
 from dispatch.events.catalog import (
     ALARMS_CLASSIFIED,
     ALARMS_DLQ,
+    ALARMS_LOCATED,
     ALARMS_RAW,
     DISPATCH_ASSIGNMENTS,
+    DISPATCH_TICKS,
     INCIDENTS_STATE,
     RESPONSES_EVENTS,
     ROOT_FIELD,
@@ -58,13 +62,16 @@ from dispatch.events.incidents import (
     PartyState,
 )
 from dispatch.events.responses import ResponseAction, ResponseEvent
+from dispatch.events.ticks import DeadlineTick
 from dispatch.events.units import UnitAvailability, UnitStatus
 
 __all__ = [
     "ALARMS_CLASSIFIED",
     "ALARMS_DLQ",
+    "ALARMS_LOCATED",
     "ALARMS_RAW",
     "DISPATCH_ASSIGNMENTS",
+    "DISPATCH_TICKS",
     "INCIDENTS_STATE",
     "MAX_KEY_BYTES",
     "MAX_VALUE_BYTES",
@@ -79,6 +86,7 @@ __all__ = [
     "Category",
     "ClassifiedAlarm",
     "DeadLetter",
+    "DeadlineTick",
     "EventId",
     "EventModel",
     "FieldError",
@@ -90,6 +98,8 @@ __all__ = [
     "InvalidEvent",
     "KafkaKey",
     "KafkaValue",
+    "LocatedAlarm",
+    "MergeKey",
     "Name",
     "Party",
     "PartyState",

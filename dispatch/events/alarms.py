@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from dispatch.events.base import (
@@ -103,6 +103,9 @@ class RawAlarm(EventModel):
     reporter_phone: Phone | None = None
 
 
+MergeKey = Annotated[str, StringConstraints(min_length=1, max_length=160)]
+
+
 class ClassifiedAlarm(EventModel):
     """Record one alarm's category, priority, needs and place, and the incident it belongs to."""
 
@@ -122,6 +125,8 @@ class ClassifiedAlarm(EventModel):
     school_id: Identifier | None = None
     enterprise_id: Identifier | None = None
     merged_into: uuid.UUID | None = None
+    # Alarms of one place and kind share this key; inside the merge window they share an incident.
+    merge_key: MergeKey | None = None
     received_at: UtcTimestamp
     classified_at: UtcTimestamp
     text: Text
@@ -141,3 +146,9 @@ class ClassifiedAlarm(EventModel):
                 "merged_into must equal incident_id: an alarm merges into its own incident",
             )
         return merged_into
+
+
+class LocatedAlarm(ClassifiedAlarm):
+    """A classified alarm on its way to the merge step, keyed by its merge key."""
+
+    merge_key: MergeKey

@@ -9,12 +9,13 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
-from dispatch.events.alarms import ClassifiedAlarm, RawAlarm
+from dispatch.events.alarms import ClassifiedAlarm, LocatedAlarm, RawAlarm
 from dispatch.events.assignments import Assignment
 from dispatch.events.base import EventModel
 from dispatch.events.dead_letters import MAX_FIELD_CHARS, MAX_REASON_CHARS, DeadLetter, FieldError
 from dispatch.events.incidents import IncidentStateChange
 from dispatch.events.responses import ResponseEvent
+from dispatch.events.ticks import DeadlineTick
 from dispatch.events.units import UnitStatus
 
 E = TypeVar("E", bound=EventModel)
@@ -56,6 +57,22 @@ ALARMS_CLASSIFIED = TopicSpec(
     key_field="incident_id",
     compacted=False,
     description="Alarms with category, priority, capabilities and place, grouped by incident.",
+)
+ALARMS_LOCATED = TopicSpec(
+    name="alarms.located",
+    model=LocatedAlarm,
+    key_field="merge_key",
+    compacted=False,
+    description="Internal: classified alarms keyed by place and kind, so one worker merges them.",
+    retention_days=1,
+)
+DISPATCH_TICKS = TopicSpec(
+    name="dispatch.ticks",
+    model=DeadlineTick,
+    key_field="incident_id",
+    compacted=False,
+    description="Internal: the route timer's requests to expire an incident's deadlines.",
+    retention_days=1,
 )
 DISPATCH_ASSIGNMENTS = TopicSpec(
     name="dispatch.assignments",
@@ -102,12 +119,14 @@ TOPICS: Mapping[str, TopicSpec[Any]] = MappingProxyType(
         spec.name: spec
         for spec in (
             ALARMS_RAW,
+            ALARMS_LOCATED,
             ALARMS_CLASSIFIED,
             DISPATCH_ASSIGNMENTS,
             RESPONSES_EVENTS,
             UNITS_STATUS,
             INCIDENTS_STATE,
             ALARMS_DLQ,
+            DISPATCH_TICKS,
         )
     }
 )

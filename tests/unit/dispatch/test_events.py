@@ -501,12 +501,14 @@ def test_timing_durations_count_from_received() -> None:
 def test_catalog_keys_and_compaction() -> None:
     assert {name: (spec.key_field, spec.compacted) for name, spec in TOPICS.items()} == {
         "alarms.raw": ("source_id", False),
+        "alarms.located": ("merge_key", False),
         "alarms.classified": ("incident_id", False),
         "dispatch.assignments": ("unit_id", False),
         "responses.events": ("incident_id", False),
         "units.status": ("unit_id", True),
         "incidents.state": ("incident_id", False),
         "alarms.dlq": ("source_topic", False),
+        "dispatch.ticks": ("incident_id", False),
     }
 
 
