@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
+import subprocess
+import sys
 import threading
 from typing import Any
 
@@ -13,6 +16,9 @@ from dispatch.settings import Settings
 from infra import stack
 from infra.processes import Say
 from infra.topics import declare_catalog_topics
+
+# The services `dispatch run` starts, each a module run with this interpreter.
+SERVICES = (("stream worker", "streams"),)
 
 
 def register(sub: Any) -> None:
@@ -29,7 +35,7 @@ def register(sub: Any) -> None:
 
 
 def run_system(args: argparse.Namespace, settings: Settings, say: Say) -> int:
-    """Bring the stack up, declare the topics, then wait for SIGINT or SIGTERM."""
+    """Bring the stack up, declare the topics, start the services, wait for SIGINT/SIGTERM."""
     statuses = stack.up(settings, say)
     print_table(statuses, say)
     created = asyncio.run(declare_catalog_topics(settings))
@@ -37,9 +43,33 @@ def run_system(args: argparse.Namespace, settings: Settings, say: Say) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    env = dict(os.environ, DISPATCH_KAFKA_BOOTSTRAP=settings.bootstrap_servers)
+    children = []
+    for name, module in SERVICES:
+        child = subprocess.Popen([sys.executable, "-m", module], env=env)
+        children.append((name, child))
+        say(f"{name} started (pid {child.pid})")
     say("system running; Ctrl-C to stop")
-    stop.wait()
+    failed = None
+    # A service that dies must not leave the system looking up: stop everything and say so.
+    while not stop.wait(timeout=0.5):
+        failed = next((name for name, child in children if child.poll() is not None), None)
+        if failed:
+            break
+    for _, child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for name, child in children:
+        try:
+            child.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        say(f"{name} stopped (exit {child.returncode})")
     if not args.keep_infra:
         stopped = stack.down(settings, say)
         say(f"stopped: {', '.join(stopped)}")
+    if failed:
+        say(f"error: the {failed} exited unexpectedly; see its output above")
+        return 1
     return 0

@@ -14,8 +14,10 @@ import faust
 from dispatch.events import (
     ALARMS_CLASSIFIED,
     ALARMS_DLQ,
+    ALARMS_LOCATED,
     ALARMS_RAW,
     DISPATCH_ASSIGNMENTS,
+    DISPATCH_TICKS,
     INCIDENTS_STATE,
     RESPONSES_EVENTS,
     UNITS_STATUS,
@@ -28,12 +30,14 @@ class Topics:
     """Every topic of the pipeline, as Faust topic objects of one app."""
 
     alarms_raw: Any
+    alarms_located: Any
     alarms_classified: Any
     assignments: Any
     responses: Any
     units_status: Any
     incidents_state: Any
     dead_letters: Any
+    ticks: Any
 
 
 def bind_topics(app: faust.App, *, prefix: str = "") -> Topics:
@@ -52,10 +56,12 @@ def bind_topics(app: faust.App, *, prefix: str = "") -> Topics:
 
     return Topics(
         alarms_raw=topic(ALARMS_RAW),
+        alarms_located=topic(ALARMS_LOCATED),
         alarms_classified=topic(ALARMS_CLASSIFIED),
         assignments=topic(DISPATCH_ASSIGNMENTS),
         responses=topic(RESPONSES_EVENTS),
         units_status=topic(UNITS_STATUS),
         incidents_state=topic(INCIDENTS_STATE),
         dead_letters=topic(ALARMS_DLQ),
+        ticks=topic(DISPATCH_TICKS),
     )

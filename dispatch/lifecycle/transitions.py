@@ -74,6 +74,15 @@ class Effects:
     # Route again for units_still_needed(incident), excluding the units already tried.
     reroute: bool = False
 
+    def then(self, later: Effects) -> Effects:
+        """Combine with the effects of a transition applied to this one's incident."""
+        return Effects(
+            later.incident,
+            assignments=self.assignments + later.assignments,
+            state_changes=self.state_changes + later.state_changes,
+            reroute=later.reroute,
+        )
+
 
 def units_still_needed(incident: Incident) -> int:
     """Return how many more units must be sent for the incident to be fully covered."""
