@@ -30,7 +30,6 @@ from dispatch.lifecycle import (
     LifecyclePolicy,
     ResponseRejected,
     apply_response,
-    escalate,
     expire_deadlines,
     merge_alarm,
     open_incident,
@@ -210,9 +209,16 @@ def register_route(
 
 
 def _escalate_closed(incident: Incident, reason: str, now: datetime) -> Effects:
-    # escalate() leaves closed incidents alone; this one must reach the commander anyway.
-    reopened = incident.model_copy(update={"state": IncidentState.DISPATCHED})
-    return Effects(incident, state_changes=escalate(reopened, reason=reason, now=now).state_changes)
+    # escalate() leaves closed incidents alone; this alarm must reach the commander anyway.
+    change = state_change(
+        incident,
+        IncidentState.ESCALATED,
+        previous=incident.state,
+        reason=reason,
+        actor=SYSTEM,
+        at=now,
+    )
+    return Effects(incident, state_changes=(change,))
 
 
 def _bytes_table(app: faust.App, name: str) -> Any:

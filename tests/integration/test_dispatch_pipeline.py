@@ -256,3 +256,21 @@ async def test_deadline_survives_a_worker_restart(running_stack: Settings) -> No
         seen = await h.wait_for(lambda s: len(jobs(s)) == 2)
         assert jobs(seen) == [near, far]
         assert seen.assignments[1].dispatched_at >= first.ack_deadline
+
+
+async def test_alarm_for_a_closed_incident_goes_to_the_commander(running_stack: Settings) -> None:
+    async with running_pipeline(running_stack) as h:
+        await two_patrols(h, "ent-hengtong")
+        await h.raise_alarm(text="有人偷电动车", enterprise_id="ent-hengtong")
+        seen = await h.wait_for(lambda s: len(jobs(s)) == 1)
+        for action in (ResponseAction.ACCEPT, ResponseAction.ON_SCENE, ResponseAction.RESOLVED):
+            await h.respond(seen.assignments[0], action)
+        seen = await h.wait_for(lambda s: bool(states(s, IncidentState.RESOLVED)))
+        await h.raise_alarm(text="又有人偷电动车", enterprise_id="ent-hengtong")
+        seen = await h.wait_for(lambda s: bool(states(s, IncidentState.ESCALATED)))
+        assert any("after the incident closed" in r for r in states(seen, IncidentState.ESCALATED))
+        assert len(jobs(seen)) == 1
+        timing = next(c for c in seen.states if c.state is IncidentState.RESOLVED).timing
+        assert timing.to_accept_s is not None
+        assert timing.to_scene_s is not None
+        assert timing.to_resolve_s is not None
