@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, computed_field, model_validator
 
 from dispatch.events.alarms import Category, Priority
 from dispatch.events.assignments import AssignmentKind, AssignmentRole
@@ -68,6 +68,16 @@ def _seconds_between(start: datetime | None, end: datetime | None) -> float | No
     return (end - start).total_seconds()
 
 
+DURATIONS = (
+    "to_classify_s",
+    "to_dispatch_s",
+    "to_deliver_s",
+    "to_accept_s",
+    "to_scene_s",
+    "to_resolve_s",
+)
+
+
 class IncidentTiming(EventModel):
     """Hold the milestones of an incident; durations count from received_at."""
 
@@ -79,33 +89,46 @@ class IncidentTiming(EventModel):
     on_scene_at: UtcTimestamp | None = None
     resolved_at: UtcTimestamp | None = None
 
-    # Plain properties, not computed fields: derived values stay off the wire, so a
-    # consumer can never read a duration that disagrees with the timestamps it came from.
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_derived(cls, data: Any) -> Any:
+        # The durations are written on the wire for readers, but always recomputed from the
+        # timestamps on read, so a consumer never holds a duration that disagrees with them.
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in DURATIONS}
+        return data
+
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented pattern
     @property
     def to_classify_s(self) -> float | None:
         """Seconds from received to classified, or None while either is unknown."""
         return _seconds_between(self.received_at, self.classified_at)
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def to_dispatch_s(self) -> float | None:
         """Seconds from received to the first dispatch (NFPA 1225 processing time)."""
         return _seconds_between(self.received_at, self.dispatched_at)
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def to_deliver_s(self) -> float | None:
         """Seconds from received to the job reaching the first unit's device."""
         return _seconds_between(self.received_at, self.delivered_at)
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def to_accept_s(self) -> float | None:
         """Seconds from received to the first unit accepting."""
         return _seconds_between(self.received_at, self.accepted_at)
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def to_scene_s(self) -> float | None:
         """Seconds from received to the first unit on scene (the arrival norms)."""
         return _seconds_between(self.received_at, self.on_scene_at)
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def to_resolve_s(self) -> float | None:
         """Seconds from received to resolved."""
