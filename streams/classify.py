@@ -11,34 +11,24 @@ import faust
 
 from dispatch.classify import Rules, classify
 from dispatch.events import (
-    ClassifiedAlarm,
-    EventModel,
     IncidentState,
     IncidentStateChange,
     IncidentTiming,
     LocatedAlarm,
     RawAlarm,
-    UtcTimestamp,
     encode,
 )
-from dispatch.locate import LocationUnresolved, locate, merge_key
+from dispatch.locate import LocationUnresolved
+from dispatch.triage import (
+    INCIDENT_NAMESPACE,
+    OpenMerge,
+    merge_into,
+    provisional_incident_id,
+    triage,
+)
 from dispatch.zone import Zone
 from streams.dead_letters import dead_letter_for, decode_or_dead_letter
 from streams.topics import Topics
-
-INCIDENT_NAMESPACE = uuid.UUID("3c9a1f64-7d2e-4b8a-9f10-6e5d4c3b2a19")
-
-
-def provisional_incident_id(alarm_id: uuid.UUID) -> uuid.UUID:
-    """Return the incident id an alarm opens if it merges into nothing (stable on replay)."""
-    return uuid.uuid5(INCIDENT_NAMESPACE, str(alarm_id))
-
-
-class OpenMerge(EventModel):
-    """The incident that alarms of one merge key join while the window is open."""
-
-    incident_id: uuid.UUID
-    opened_at: UtcTimestamp
 
 
 @dataclass(frozen=True)
@@ -72,38 +62,10 @@ def register_classify(
     async def _classify_one(alarm: RawAlarm, event: Any) -> None:
         now = datetime.now(UTC)
         try:
-            where = locate(zone, alarm)
+            located = triage(zone, rules, alarm, now=now)
         except LocationUnresolved as exc:
             await _unlocated(alarm, event, str(exc), now)
             return
-        verdict = classify(
-            rules,
-            text=alarm.text,
-            source_kind=alarm.source_kind,
-            sensor_kind=alarm.sensor_kind,
-            place_type=where.place_type,
-        )
-        located = LocatedAlarm(
-            alarm_id=alarm.alarm_id,
-            incident_id=provisional_incident_id(alarm.alarm_id),
-            category=verdict.category,
-            priority=verdict.priority,
-            required_capabilities=verdict.required_capabilities,
-            units_needed=verdict.units_needed,
-            position=where.position,
-            grid_id=where.grid_id,
-            place_id=where.place.id if where.place else None,
-            place_name=where.place.name if where.place else alarm.place_name,
-            place_type=where.place_type,
-            school_id=where.school_id,
-            enterprise_id=where.enterprise_id,
-            merge_key=merge_key(verdict.category, where),
-            received_at=alarm.received_at,
-            classified_at=now,
-            text=alarm.text,
-            source_kind=alarm.source_kind,
-            source_id=alarm.source_id,
-        )
         await topics.alarms_located.send(key=located.merge_key.encode(), value=encode(located))
 
     async def _unlocated(alarm: RawAlarm, event: Any, why: str, now: datetime) -> None:
@@ -141,18 +103,9 @@ def register_classify(
             key = alarm.merge_key.encode()
             stored = merges.get(key)
             current = OpenMerge.model_validate_json(stored) if stored else None
-            joins = (
-                current is not None
-                and current.incident_id != alarm.incident_id
-                and abs(alarm.received_at - current.opened_at) <= merge_window
-            )
-            fields = alarm.model_dump()
-            if joins and current is not None:
-                fields |= {"incident_id": current.incident_id, "merged_into": current.incident_id}
-            elif current is None or current.incident_id != alarm.incident_id:
-                opened = OpenMerge(incident_id=alarm.incident_id, opened_at=alarm.received_at)
+            out, opened = merge_into(alarm, current, window=merge_window)
+            if opened is not None:
                 merges[key] = opened.model_dump_json().encode()
-            out = ClassifiedAlarm.model_validate(fields)
             await topics.alarms_classified.send(
                 key=str(out.incident_id).encode(), value=encode(out)
             )
