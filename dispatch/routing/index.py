@@ -8,8 +8,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
-# h3 ships no type hints (no py.typed); every value it returns is converted at the call site.
-from h3.api import basic_int as h3  # type: ignore[import-untyped, unused-ignore]
+# h3 ships no type hints (pyproject lets mypy treat it as Any): values are converted on use.
+from h3.api import basic_int as h3
 
 from dispatch.events import Position
 from dispatch.routing.eta import distance_m, haversine_m
@@ -122,16 +122,18 @@ class UnitIndex:
             return record
         cell, keys = placed
         for key in keys:
-            # Empty buckets are dropped so memory follows the units, not their history.
+            # Empty cells and buckets are dropped so memory follows the units, not history.
             cells = self._cells[key]
             del cells[cell][unit_id]
             if not cells[cell]:
                 del cells[cell]
-            self._sizes[key] -= 1
             speeds = self._speeds[key]
             speeds[record.speed_kmh] -= 1
             if speeds[record.speed_kmh] == 0:
                 del speeds[record.speed_kmh]
+            self._sizes[key] -= 1
+            if self._sizes[key] == 0:
+                del self._sizes[key], self._speeds[key], self._cells[key]
         return record
 
     def homed_at(self, place_id: str) -> Iterator[UnitRecord]:

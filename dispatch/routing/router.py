@@ -94,6 +94,11 @@ class RouteDecision:
 _Ranked = tuple[float, str, Candidate]
 
 
+def _order(ranked: _Ranked) -> tuple[float, str]:
+    # Adjusted ETA, then unit id: a total order that never has to compare two Candidates.
+    return ranked[0], ranked[1]
+
+
 class _Rules:
     """The per-request checks shared by the indexed route and the linear scan."""
 
@@ -127,7 +132,7 @@ class _Rules:
 
     def rank(self, unit: UnitRecord) -> _Ranked:
         eta_s = self.eta(unit, self.request.position)
-        # bonus_s is zero when the incident has no grid, so no grid matches "no grid".
+        # bonus_s is zero when the incident has no grid: a unit without one matches nothing.
         own_grid = unit.home_grid_id == self.request.grid_id
         if self.bonus_s > 0 and unit.kind == UnitKind.PATROL and own_grid:
             candidate = Candidate(unit.unit_id, eta_s, CandidateReason.GRID_PATROL)
@@ -137,7 +142,8 @@ class _Rules:
     def officers(self, homed: Iterable[UnitRecord]) -> list[Candidate]:
         # The school's own officer goes first whatever the distance, if free and capable.
         ranked = sorted(
-            self.rank(u) for u in homed if self.is_school_officer(u) and self.eligible(u)
+            (self.rank(u) for u in homed if self.is_school_officer(u) and self.eligible(u)),
+            key=_order,
         )
         return [
             Candidate(c.unit_id, c.eta_s, CandidateReason.SCHOOL_OFFICER)
@@ -183,10 +189,6 @@ class _Rules:
             commander_needed=reason is not None,
             commander_reason=reason,
         )
-
-
-def _order(ranked: _Ranked) -> tuple[float, str]:
-    return ranked[0], ranked[1]
 
 
 def _best_by_rings(
@@ -251,9 +253,12 @@ def route_by_scan(
     taken = {c.unit_id for c in primaries}
     wanted = request.units_needed - len(primaries)
     ranked = sorted(
-        rules.rank(u)
-        for u in everyone
-        if u.unit_id not in taken and rules.eligible(u) and rules.in_range(u)
+        (
+            rules.rank(u)
+            for u in everyone
+            if u.unit_id not in taken and rules.eligible(u) and rules.in_range(u)
+        ),
+        key=_order,
     )
     primaries.extend(c for _, _, c in ranked[: max(wanted, 0)])
     taken = {c.unit_id for c in primaries}

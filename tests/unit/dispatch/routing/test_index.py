@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from h3.api import basic_int as h3  # type: ignore[import-untyped, unused-ignore]
+from h3.api import basic_int as h3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -269,3 +269,39 @@ def test_every_point_within_the_covered_radius_lies_within_k_rings(
         return
     target = h3.latlng_to_cell(other.lat, other.lon, resolution)
     assert h3.grid_distance(origin, target) <= k
+
+
+operations = st.lists(
+    st.tuples(
+        st.integers(0, 9), st.one_of(st.none(), offsets), st.sampled_from(["fire", "patrol"])
+    ),
+    max_size=60,
+)
+
+
+@FAST
+@given(ops=operations, query=_query_points(), radius=st.floats(min_value=0, max_value=5000))
+def test_after_any_moves_and_removals_searches_see_only_the_latest_records(
+    ops: list[tuple[int, tuple[float, float] | None, str]], query: Position, radius: float
+) -> None:
+    index = UnitIndex()
+    latest: dict[str, UnitRecord] = {}
+    for number, spot, capability in ops:
+        unit_id = f"u{number}"
+        if spot is None:
+            index.remove(unit_id)
+            latest.pop(unit_id, None)
+            continue
+        unit = _unit(unit_id, _at(*spot), kind=capability, capabilities=frozenset({capability}))
+        index.upsert(unit)
+        latest[unit_id] = unit
+    assert sorted(index, key=lambda u: u.unit_id) == sorted(
+        latest.values(), key=lambda u: u.unit_id
+    )
+    for capability in ("fire", "patrol"):
+        expected = {
+            u.unit_id
+            for u in latest.values()
+            if capability in u.capabilities and distance_m(u.position or ZONE, query) <= radius
+        }
+        assert _ids(index.nearby(query, radius, capabilities={capability})) == expected
