@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from cli import infra_commands, run_command
+from cli import infra_commands, run_command, token_commands
 from dispatch.settings import Settings
 from infra.errors import InfraError
 
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     infra_commands.register(sub)
+    token_commands.register(sub)
     run_command.register(sub)
     return parser
 

@@ -1,0 +1,74 @@
+"""The role matrix: who may do what to which data. Pure functions, no I/O.
+
+Each function returns a bool and never raises: the gateway turns False into a 403 for a
+request and uses the same function as a filter on what it streams, and a filter wants a
+predicate. A principal is already authenticated (enabled, token active) when it gets here.
+
+One principal has one role. An administrator manages principals and tokens and does nothing
+operational; a person who also commands holds a second, commander principal. That keeps each
+token's power obvious from its role alone. See docs/auth.md for the matrix as a table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from consumers.auth.models import UNIT_ROLES, Principal, Role
+
+# Sources that raise alarms: desks, guard handhelds, sensors (and the hotline system, which is a
+# sensor principal), and the commander, who may take an alarm by phone.
+_RAISERS = frozenset({Role.DESK, Role.GUARD, Role.SENSOR, Role.COMMANDER})
+
+
+def can_raise_alarm(principal: Principal, *, enterprise_id: str | None) -> bool:
+    """Tell whether principal may raise an alarm at enterprise_id (None: not at an enterprise).
+
+    A principal bound to an enterprise (every desk; a guard or sensor when bound) raises only
+    for that enterprise; an unbound guard or sensor raises anywhere; the commander anywhere.
+    """
+    if principal.role not in _RAISERS:
+        return False
+    if principal.enterprise_id is not None:
+        return enterprise_id == principal.enterprise_id
+    # A desk is always bound (Principal refuses one without an enterprise), so only unbound
+    # guards and sensors, and the commander, get here.
+    return True
+
+
+def can_read_incident(
+    principal: Principal, *, enterprise_id: str | None, unit_ids: Collection[str]
+) -> bool:
+    """Tell whether principal may see an incident.
+
+    enterprise_id is the enterprise the incident happened at (None: elsewhere); unit_ids are
+    the units it was sent to or alerted for mutual aid. A desk sees its own enterprise's
+    incidents, a unit those sent or alerted to it, the commander all.
+    """
+    if principal.role is Role.COMMANDER:
+        return True
+    if principal.role is Role.DESK:
+        return enterprise_id is not None and enterprise_id == principal.enterprise_id
+    if principal.role in UNIT_ROLES:
+        return principal.unit_id is not None and principal.unit_id in unit_ids
+    return False
+
+
+def can_act_on_assignment(principal: Principal, *, unit_id: str) -> bool:
+    """Tell whether principal may answer (accept, decline, report progress) for unit_id's job.
+
+    A unit acts only for itself; the commander may act for any unit (e.g. record an
+    acceptance that came in by radio). The same check covers a unit's position reports.
+    """
+    if principal.role is Role.COMMANDER:
+        return True
+    return principal.role in UNIT_ROLES and principal.unit_id == unit_id
+
+
+def can_command(principal: Principal) -> bool:
+    """Tell whether principal may assign, reassign, cancel and close by hand and see the board."""
+    return principal.role is Role.COMMANDER
+
+
+def can_administer(principal: Principal) -> bool:
+    """Tell whether principal may manage principals and tokens."""
+    return principal.role is Role.ADMIN

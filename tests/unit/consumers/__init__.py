@@ -1,0 +1,1 @@
+"""Tests of the side services that need no network."""

@@ -1,0 +1,1 @@
+"""Tests of principals, roles and the role matrix."""
