@@ -50,6 +50,18 @@ class Settings(BaseSettings):
     # The classification rules; None means the shipped rules (dispatch/classify/data/rules.toml).
     rules_file: Path | None = None
 
+    # The gateway: HTTP intake API and the websocket push server.
+    gateway_host: str = "127.0.0.1"
+    intake_port: int = Field(default=8080, ge=1, le=65535)
+    push_port: int = Field(default=8081, ge=1, le=65535)
+    # Larger request bodies are refused with 413 before they are read.
+    intake_max_body_bytes: int = Field(default=16_384, ge=1024, le=1_048_576)
+    # Requests (intake) or messages (push) per principal per minute before 429.
+    rate_limit_per_minute: int = Field(default=120, ge=1, le=100_000)
+    push_heartbeat_s: float = Field(default=20.0, gt=0, le=300)
+    # Messages waiting for one slow connection before it is dropped (it reconnects and resumes).
+    push_queue_limit: int = Field(default=256, ge=1, le=100_000)
+
     startup_timeout_s: float = Field(default=90.0, gt=0)
 
     @property
