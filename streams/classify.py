@@ -87,6 +87,7 @@ def register_classify(
             at=now,
             priority=verdict.priority,
             category=verdict.category,
+            enterprise_id=alarm.enterprise_id,
             timing=IncidentTiming(received_at=alarm.received_at, classified_at=now),
         )
         await topics.incidents_state.send(key=str(incident_id).encode(), value=encode(change))

@@ -11,7 +11,15 @@ from pydantic import Field, computed_field, model_validator
 
 from dispatch.events.alarms import Category, Priority
 from dispatch.events.assignments import AssignmentKind, AssignmentRole
-from dispatch.events.base import EventId, EventModel, Identifier, Text, UtcTimestamp
+from dispatch.events.base import (
+    EventId,
+    EventModel,
+    Identifier,
+    Name,
+    Position,
+    Text,
+    UtcTimestamp,
+)
 
 
 class IncidentState(StrEnum):
@@ -149,6 +157,10 @@ class IncidentStateChange(EventModel):
     at: UtcTimestamp
     priority: Priority
     category: Category
+    # Where it is and whose it is: boards draw it, and a desk sees only its own enterprise's.
+    position: Position | None = None
+    place_name: Name | None = None
+    enterprise_id: Identifier | None = None
     timing: IncidentTiming
     parties: tuple[Party, ...] = Field(default=(), max_length=64)
     merged_alarm_ids: tuple[uuid.UUID, ...] = Field(default=(), max_length=1000)
