@@ -17,6 +17,7 @@ import faust
 
 from dispatch.events import (
     ClassifiedAlarm,
+    CommanderCommand,
     DeadlineTick,
     IncidentState,
     ResponseEvent,
@@ -25,10 +26,12 @@ from dispatch.events import (
     encode,
 )
 from dispatch.lifecycle import (
+    CommandRejected,
     Effects,
     Incident,
     LifecyclePolicy,
     ResponseRejected,
+    apply_command,
     apply_response,
     expire_deadlines,
     merge_alarm,
@@ -176,6 +179,25 @@ def register_route(
             if effects.incident != incident:
                 await publish(key, effects)
 
+    async def on_command(stream: Any) -> None:
+        async for event in stream.events():
+            command = await decode_or_dead_letter(
+                CommanderCommand, event, topics.dead_letters, stage="route"
+            )
+            if command is None:
+                continue
+            key = str(command.incident_id).encode()
+            incident = load(key)
+            if incident is None:
+                await _dead_letter(event.message, f"no incident {command.incident_id}")
+                continue
+            try:
+                effects = apply_command(incident, command, policy=lifecycle)
+            except CommandRejected as exc:
+                await _dead_letter(event.message, str(exc))
+                continue
+            await publish(key, effects)
+
     async def _dead_letter(message: Any, reason: str) -> None:
         letter = dead_letter_for(message, stage="route", reason=reason)
         await topics.dead_letters.send(key=letter.source_topic.encode(), value=encode(letter))
@@ -204,6 +226,7 @@ def register_route(
         app.agent(topics.alarms_classified, name="route-incident")(on_classified),
         app.agent(topics.responses, name="apply-response")(on_response),
         app.agent(topics.ticks, name="expire-deadlines")(on_tick),
+        app.agent(topics.commands, name="apply-command")(on_command),
     )
     return RouteStage(board=board, incidents=incidents, deadlines=deadlines, agents=agents)
 

@@ -16,6 +16,7 @@ from dispatch.events import (
     ALARMS_DLQ,
     ALARMS_LOCATED,
     ALARMS_RAW,
+    COMMANDER_COMMANDS,
     DISPATCH_ASSIGNMENTS,
     DISPATCH_TICKS,
     INCIDENTS_STATE,
@@ -38,6 +39,7 @@ class Topics:
     incidents_state: Any
     dead_letters: Any
     ticks: Any
+    commands: Any
 
 
 def bind_topics(app: faust.App, *, prefix: str = "") -> Topics:
@@ -64,4 +66,5 @@ def bind_topics(app: faust.App, *, prefix: str = "") -> Topics:
         incidents_state=topic(INCIDENTS_STATE),
         dead_letters=topic(ALARMS_DLQ),
         ticks=topic(DISPATCH_TICKS),
+        commands=topic(COMMANDER_COMMANDS),
     )

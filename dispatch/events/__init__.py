@@ -31,6 +31,7 @@ from dispatch.events.catalog import (
     ALARMS_DLQ,
     ALARMS_LOCATED,
     ALARMS_RAW,
+    COMMANDER_COMMANDS,
     DISPATCH_ASSIGNMENTS,
     DISPATCH_TICKS,
     INCIDENTS_STATE,
@@ -46,6 +47,7 @@ from dispatch.events.catalog import (
     key_of,
     spec_for,
 )
+from dispatch.events.commands import CommanderAction, CommanderCommand
 from dispatch.events.dead_letters import (
     MAX_KEY_BYTES,
     MAX_VALUE_BYTES,
@@ -70,6 +72,7 @@ __all__ = [
     "ALARMS_DLQ",
     "ALARMS_LOCATED",
     "ALARMS_RAW",
+    "COMMANDER_COMMANDS",
     "DISPATCH_ASSIGNMENTS",
     "DISPATCH_TICKS",
     "INCIDENTS_STATE",
@@ -85,6 +88,8 @@ __all__ = [
     "Capability",
     "Category",
     "ClassifiedAlarm",
+    "CommanderAction",
+    "CommanderCommand",
     "DeadLetter",
     "DeadlineTick",
     "EventId",

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from dispatch.events.alarms import ClassifiedAlarm, LocatedAlarm, RawAlarm
 from dispatch.events.assignments import Assignment
 from dispatch.events.base import EventModel
+from dispatch.events.commands import CommanderCommand
 from dispatch.events.dead_letters import MAX_FIELD_CHARS, MAX_REASON_CHARS, DeadLetter, FieldError
 from dispatch.events.incidents import IncidentStateChange
 from dispatch.events.responses import ResponseEvent
@@ -65,6 +66,14 @@ ALARMS_LOCATED = TopicSpec(
     compacted=False,
     description="Internal: classified alarms keyed by place and kind, so one worker merges them.",
     retention_days=1,
+)
+COMMANDER_COMMANDS = TopicSpec(
+    name="commander.commands",
+    model=CommanderCommand,
+    key_field="incident_id",
+    compacted=False,
+    description="Commanders' manual assign, reassign, cancel and close, applied by route.",
+    retention_days=30,
 )
 DISPATCH_TICKS = TopicSpec(
     name="dispatch.ticks",
@@ -127,6 +136,7 @@ TOPICS: Mapping[str, TopicSpec[Any]] = MappingProxyType(
             INCIDENTS_STATE,
             ALARMS_DLQ,
             DISPATCH_TICKS,
+            COMMANDER_COMMANDS,
         )
     }
 )

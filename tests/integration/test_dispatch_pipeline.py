@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from dispatch.events import (
     AssignmentKind,
+    CommanderAction,
+    CommanderCommand,
     IncidentState,
     IncidentStateChange,
     PlaceType,
@@ -274,3 +277,42 @@ async def test_alarm_for_a_closed_incident_goes_to_the_commander(running_stack: 
         assert timing.to_accept_s is not None
         assert timing.to_scene_s is not None
         assert timing.to_resolve_s is not None
+
+
+async def test_commander_reassigns_and_closes_with_the_commander_on_record(
+    running_stack: Settings,
+) -> None:
+    async with running_pipeline(running_stack) as h:
+        near, far = await two_patrols(h, "ent-hengtong")
+        await h.raise_alarm(text="有人偷电动车", enterprise_id="ent-hengtong")
+        seen = await h.wait_for(lambda s: len(jobs(s)) == 1)
+        incident_id = seen.assignments[0].incident_id
+
+        def order(action: CommanderAction, **fields: str) -> CommanderCommand:
+            return CommanderCommand.model_validate(
+                {
+                    "event_id": uuid.uuid4(),
+                    "incident_id": incident_id,
+                    "action": action,
+                    "actor": "commander-zhang",
+                    "issued_at": datetime.now(UTC),
+                    **fields,
+                }
+            )
+
+        await h.send(
+            "commander.commands", order(CommanderAction.REASSIGN, unit_id=far, from_unit_id=near)
+        )
+        seen = await h.wait_for(lambda s: len(jobs(s)) == 2)
+        assert jobs(seen) == [near, far]
+        await h.send("commander.commands", order(CommanderAction.CLOSE, reason="suspect caught"))
+        seen = await h.wait_for(lambda s: bool(states(s, IncidentState.RESOLVED)))
+        by_commander = [c for c in seen.states if c.actor == "commander-zhang"]
+        assert {c.state for c in by_commander} >= {
+            IncidentState.REDISPATCHED,
+            IncidentState.RESOLVED,
+        }
+        # A command for a closed incident is refused into the dead-letter topic, with why.
+        await h.send("commander.commands", order(CommanderAction.CANCEL))
+        seen = await h.wait_for(lambda s: bool(s.dead_letters))
+        assert "already resolved" in seen.dead_letters[0].reason

@@ -25,6 +25,7 @@ from dispatch.events import (
     ROOT_FIELD,
     TOPICS,
     ClassifiedAlarm,
+    CommanderCommand,
     DeadLetter,
     FieldError,
     IncidentTiming,
@@ -511,6 +512,7 @@ def test_catalog_keys_and_compaction() -> None:
         "incidents.state": ("incident_id", False),
         "alarms.dlq": ("source_topic", False),
         "dispatch.ticks": ("incident_id", False),
+        "commander.commands": ("incident_id", False),
     }
 
 
@@ -635,3 +637,24 @@ def test_timing_durations_are_written_but_recomputed_on_read() -> None:
     assert wire["to_accept_s"] == pytest.approx(14.887)
     wire["to_accept_s"] = 0.001  # a producer cannot make the duration disagree
     assert IncidentTiming.model_validate(wire).to_accept_s == pytest.approx(14.887)
+
+
+@pytest.mark.parametrize(
+    ("fields", "bad_field"),
+    [
+        ({"action": "assign"}, "unit_id"),
+        ({"action": "reassign", "unit_id": "p-2"}, "from_unit_id"),
+        ({"action": "cancel", "from_unit_id": "p-1"}, "from_unit_id"),
+    ],
+)
+def test_commander_command_units_fit_the_action(fields: dict[str, Any], bad_field: str) -> None:
+    payload = {
+        "event_id": str(uuid.uuid4()),
+        "incident_id": str(uuid.uuid4()),
+        "actor": "commander-1",
+        "issued_at": "2026-11-26T03:04:05.123Z",
+        **fields,
+    }
+    with pytest.raises(InvalidEvent) as caught:
+        decode(CommanderCommand, json.dumps(payload).encode())
+    assert [e.field for e in caught.value.errors] == [bad_field]
