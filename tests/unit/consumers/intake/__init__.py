@@ -1,0 +1,1 @@
+"""Tests of the intake API's parts that need no network."""
