@@ -18,7 +18,7 @@ from infra.processes import Say
 from infra.topics import declare_catalog_topics
 
 # The services `dispatch run` starts, each a module run with this interpreter.
-SERVICES = (("stream worker", "streams"),)
+SERVICES = (("stream worker", "streams"), ("intake API", "consumers.intake"))
 
 
 def register(sub: Any) -> None:

@@ -35,6 +35,8 @@ def cli_env(state_dir: Path, **extra: str) -> dict[str, str]:
         "DISPATCH_KAFKA_PORT": str(free_port()),
         "DISPATCH_KAFKA_CONTROLLER_PORT": str(free_port()),
         "DISPATCH_POSTGRES_PORT": str(free_port()),
+        "DISPATCH_INTAKE_PORT": str(free_port()),
+        "DISPATCH_PUSH_PORT": str(free_port()),
     }
     return env | extra
 

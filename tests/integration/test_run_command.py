@@ -7,11 +7,11 @@ import signal
 import subprocess
 import sys
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+import httpx
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
@@ -19,15 +19,12 @@ from dispatch.events import (
     TOPICS,
     IncidentState,
     IncidentStateChange,
-    RawAlarm,
-    SourceKind,
     decode,
-    encode,
-    key_of,
 )
 from dispatch.settings import Settings
+from dispatch.triage import provisional_incident_id
 from infra.topics import declare_catalog_topics
-from tests.integration.test_infra_cli import cli_env, processes_mentioning
+from tests.integration.test_infra_cli import cli_env, processes_mentioning, run_cli
 
 
 async def describe(bootstrap: str, names: list[str]) -> tuple[dict[str, int], dict[str, Any]]:
@@ -48,22 +45,8 @@ async def describe(bootstrap: str, names: list[str]) -> tuple[dict[str, int], di
         await admin.close()
 
 
-async def raise_and_watch(bootstrap: str) -> IncidentStateChange:
-    """Raise one alarm on alarms.raw and return the first escalation on incidents.state."""
-    alarm = RawAlarm(
-        alarm_id=uuid.uuid4(),
-        received_at=datetime.now(UTC),
-        source_kind=SourceKind.DESK,
-        source_id="desk-smoke",
-        enterprise_id="ent-hengtong",
-        text="有人翻墙进入厂区",
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait("alarms.raw", encode(alarm), key=key_of(alarm))
-    finally:
-        await producer.stop()
+async def raise_and_watch(bootstrap: str, intake: str, token: str) -> IncidentStateChange:
+    """Raise one alarm through the intake API; return the first escalation on incidents.state."""
     consumer = AIOKafkaConsumer(
         "incidents.state",
         bootstrap_servers=bootstrap,
@@ -72,13 +55,34 @@ async def raise_and_watch(bootstrap: str) -> IncidentStateChange:
     )
     await consumer.start()
     try:
+        async with httpx.AsyncClient(base_url=intake) as client:
+            reply = await client.post(
+                "/v1/alarms",
+                json={"text": "有人翻墙进入厂区", "idempotency_key": "smoke-1"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        assert reply.status_code == 202, reply.text
+        alarm_id = reply.json()["alarm_id"]
         async for record in consumer:
             change = decode(IncidentStateChange, record.value or b"")
             if change.state is IncidentState.ESCALATED:
+                assert change.incident_id == provisional_incident_id(uuid.UUID(alarm_id))
                 return change
     finally:
         await consumer.stop()
     raise AssertionError("incidents.state ended")
+
+
+async def wait_until_serving(url: str) -> None:
+    """Wait until the intake API answers its liveness probe."""
+    async with httpx.AsyncClient() as client:
+        while True:
+            try:
+                if (await client.get(url)).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)  # the service is still binding its port: nothing to await
 
 
 async def test_catalog_topics_are_declared_with_their_configs(running_stack: Settings) -> None:
@@ -114,12 +118,34 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
         bootstrap = f"127.0.0.1:{env['DISPATCH_KAFKA_PORT']}"
         partitions, _ = asyncio.run(describe(bootstrap, list(TOPICS)))
         assert set(partitions) == set(TOPICS)
-        # The system really works: an alarm with no unit on duty reaches the commander.
-        change = asyncio.run(raise_and_watch(bootstrap))
+        # The system really works, through the README's path: a desk principal and token made
+        # with the CLI, an alarm raised on the intake API, and (no unit on duty) the commander
+        # told on incidents.state.
+        add = run_cli(
+            "principal",
+            "add",
+            "--id",
+            "desk-smoke",
+            "--role",
+            "desk",
+            "--enterprise",
+            "ent-hengtong",
+            "--name",
+            "smoke desk",
+            env=env,
+        )
+        assert add.returncode == 0, add.stderr
+        made = run_cli("token", "create", "--principal", "desk-smoke", env=env)
+        assert made.returncode == 0, made.stderr
+        token = next(w for w in made.stdout.split() if w.startswith("dsp_"))
+        intake = f"http://127.0.0.1:{env['DISPATCH_INTAKE_PORT']}"
+        asyncio.run(asyncio.wait_for(wait_until_serving(f"{intake}/healthz"), 120))
+        change = asyncio.run(raise_and_watch(bootstrap, intake, token))
         assert change.state is IncidentState.ESCALATED
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, rest
     assert "stopped: postgres, kafka" in rest
     assert "stream worker stopped" in rest
+    assert "intake API stopped" in rest
     assert processes_mentioning(str(state.resolve())) == []
