@@ -1,0 +1,196 @@
+"""What a unit's frames do: acknowledge jobs, answer them, report its position.
+
+Each action is published to Kafka (acks=all) before anything is stamped or answered, and is
+audited with the principal as actor. Event ids of acks and answers derive from the
+assignment and the action, so a client that sends one again after an error or a reconnect
+publishes the same event, which the lifecycle applies once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from consumers.auth import audit, can_act_on_assignment
+from consumers.push.protocol import ErrorCode, OkFrame, PositionFrame, RespondFrame
+from consumers.push.sessions import RateLimiter, UnitSession
+from consumers.push.store import DATABASE_DOWN, connection, find_job, mark_acked, unacked_through
+from dispatch.events import (
+    EventModel,
+    Position,
+    ResponseAction,
+    ResponseEvent,
+    UnitStatus,
+    encode,
+    key_of,
+)
+
+log = logging.getLogger(__name__)
+
+# Fixed forever: ids derived from it make a repeated ack or answer the same event.
+RESPONSE_NAMESPACE = uuid.UUID("9d2f6c1a-4b7e-4f0a-8c3d-5e6f7a8b9c0d")
+PUBLISH_TIMEOUT_S = 15.0
+
+
+def now_ms() -> datetime:
+    """Return now in UTC at the events' millisecond precision, so stamps and events agree."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
+
+
+def response_event_id(assignment_id: uuid.UUID, action: ResponseAction) -> uuid.UUID:
+    """Return the event id of one action on one assignment: a repeat is the same event."""
+    return uuid.uuid5(RESPONSE_NAMESPACE, f"{assignment_id}:{action.value}")
+
+
+class Refused(Exception):
+    """Raise inside a frame handler to answer the client with an error frame."""
+
+    def __init__(self, code: ErrorCode, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after_s = retry_after_s
+
+
+class UnitActions:
+    """Carry out a unit's ack, respond and position frames."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        responses_topic: str,
+        units_topic: str,
+        rate_limit_per_minute: int,
+    ) -> None:
+        self._pool = pool
+        self._producer = producer
+        self._responses_topic = responses_topic
+        self._units_topic = units_topic
+        self._limiter = RateLimiter(rate_limit_per_minute)
+
+    def spend(self, session: UnitSession) -> None:
+        """Count one message against the principal's rate, or refuse it."""
+        if (wait := self._limiter.take(session.principal.id)) is not None:
+            raise Refused(ErrorCode.RATE_LIMITED, "too many messages", round(wait, 1))
+
+    async def ack(self, session: UnitSession, seq: int) -> None:
+        """Acknowledge the unit's jobs up to seq: ack events on Kafka, then stamp and audit."""
+        now = now_ms()
+        principal = session.principal
+        try:
+            async with connection(self._pool) as conn:
+                jobs = await unacked_through(conn, unit_id=session.unit_id, seq=seq)
+            if not jobs:
+                return
+            # Kafka first: a job is stamped only once its ack event is on the topic, so a
+            # failure in between leaves it unstamped and the next ack publishes it again.
+            events = [
+                ResponseEvent(
+                    event_id=response_event_id(job.assignment_id, ResponseAction.ACK),
+                    assignment_id=job.assignment_id,
+                    incident_id=job.incident_id,
+                    unit_id=job.unit_id,
+                    action=ResponseAction.ACK,
+                    occurred_at=now,
+                    actor=principal.id,
+                )
+                for job in jobs
+            ]
+            await self._publish(self._responses_topic, events)
+            async with connection(self._pool) as conn, conn.transaction():
+                seqs = [job.seq for job in jobs]
+                for job in await mark_acked(conn, unit_id=session.unit_id, seqs=seqs, at=now):
+                    detail = {"assignment_id": job.assignment_id, "seq": job.seq}
+                    await audit.record(
+                        conn,
+                        actor=principal.id,
+                        action="assignment.ack",
+                        subject=f"incident:{job.incident_id}",
+                        detail=detail,
+                    )
+        except DATABASE_DOWN as exc:
+            log.warning("cannot record an ack of %s: %s", session.unit_id, exc)
+            raise Refused(ErrorCode.UNAVAILABLE, "storage unavailable; ack again") from exc
+
+    async def respond(self, session: UnitSession, frame: RespondFrame) -> None:
+        """Publish the unit's answer to one of its own jobs; answer ok once Kafka has it."""
+        principal = session.principal
+        try:
+            async with connection(self._pool) as conn:
+                job = await find_job(
+                    conn, unit_id=session.unit_id, seq=frame.seq, assignment_id=frame.assignment_id
+                )
+        except DATABASE_DOWN as exc:
+            raise Refused(ErrorCode.UNAVAILABLE, "storage unavailable; send it again") from exc
+        # One answer for "no such job" and "another unit's job": others' ids stay unconfirmed.
+        if job is None or not can_act_on_assignment(principal, unit_id=job.unit_id):
+            raise Refused(ErrorCode.UNKNOWN_ASSIGNMENT, "no such job for this unit")
+        action = frame.action.as_response()
+        event = ResponseEvent(
+            event_id=response_event_id(job.assignment_id, action),
+            assignment_id=job.assignment_id,
+            incident_id=job.incident_id,
+            unit_id=job.unit_id,
+            action=action,
+            occurred_at=datetime.now(UTC),
+            reason=frame.reason,
+            actor=principal.id,
+        )
+        await self._publish(self._responses_topic, [event])
+        detail = {
+            "assignment_id": job.assignment_id,
+            "action": action.value,
+            "reason": frame.reason,
+            "event_id": event.event_id,
+        }
+        await self._audit(principal.id, "assignment.respond", f"incident:{job.incident_id}", detail)
+        ok = OkFrame(of="respond", ref=frame.ref, event_id=event.event_id)
+        session.offer_text(ok.model_dump_json(exclude_none=True))
+
+    async def report_position(self, session: UnitSession, frame: PositionFrame) -> None:
+        """Publish the unit's position and availability; answer ok once Kafka has it."""
+        status = UnitStatus(
+            event_id=uuid.uuid4(),
+            unit_id=session.unit_id,
+            status=frame.status,
+            position=Position(lat=frame.lat, lon=frame.lon, accuracy_m=frame.accuracy_m),
+            reported_at=datetime.now(UTC),
+        )
+        await self._publish(self._units_topic, [status])
+        # Moves are telemetry, not decisions: only a change of availability is audited.
+        if frame.status != session.last_status:
+            detail = {"status": frame.status.value, "event_id": status.event_id}
+            await self._audit(
+                session.principal.id, "unit.status", f"unit:{session.unit_id}", detail
+            )
+            session.last_status = frame.status
+        ok = OkFrame(of="position", ref=frame.ref, event_id=status.event_id)
+        session.offer_text(ok.model_dump_json(exclude_none=True))
+
+    async def _publish(self, topic: str, events: Sequence[EventModel]) -> None:
+        try:
+            sent = [await self._producer.send(topic, encode(e), key=key_of(e)) for e in events]
+            await asyncio.wait_for(asyncio.gather(*sent), PUBLISH_TIMEOUT_S)
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("cannot publish to %s: %s", topic, exc)
+            raise Refused(ErrorCode.UNAVAILABLE, "Kafka unavailable; send it again") from exc
+
+    async def _audit(
+        self, actor: str, action: str, subject: str, detail: Mapping[str, object]
+    ) -> None:
+        try:
+            async with connection(self._pool) as conn:
+                await audit.record(conn, actor=actor, action=action, subject=subject, detail=detail)
+        except DATABASE_DOWN as exc:
+            # The event is on Kafka already; a retry publishes the same event id and audits it.
+            raise Refused(ErrorCode.UNAVAILABLE, "storage unavailable; send it again") from exc

@@ -1,0 +1,161 @@
+"""One push gateway process: the websocket server and what feeds it, started and stopped together.
+
+Several gateways may run behind a load balancer on one database and one Kafka cluster: their
+outbox writers share a consumer group, each LISTENs for the others' rows, and each reads the
+whole of incidents.state and units.status for its own boards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from consumers.push.actions import UnitActions
+from consumers.push.outbox import OutboxListener, OutboxWriter
+from consumers.push.server import PushServer
+from consumers.push.sessions import BoardFeed, Hub
+from dispatch.events import (
+    ALARMS_DLQ,
+    DISPATCH_ASSIGNMENTS,
+    INCIDENTS_STATE,
+    RESPONSES_EVENTS,
+    UNITS_STATUS,
+)
+from dispatch.settings import Settings
+
+OUTBOX_GROUP = "push-outbox"
+
+
+@dataclass(frozen=True)
+class PushTopics:
+    """The topics the gateway reads and writes."""
+
+    assignments: str
+    responses: str
+    units_status: str
+    incidents_state: str
+    dead_letters: str
+
+    @classmethod
+    def with_prefix(cls, prefix: str = "") -> PushTopics:
+        """Return the catalog's topic names, each with prefix in front (tests use fresh ones)."""
+        return cls(
+            assignments=prefix + DISPATCH_ASSIGNMENTS.name,
+            responses=prefix + RESPONSES_EVENTS.name,
+            units_status=prefix + UNITS_STATUS.name,
+            incidents_state=prefix + INCIDENTS_STATE.name,
+            dead_letters=prefix + ALARMS_DLQ.name,
+        )
+
+
+class PushGateway:
+    """The server, the outbox writer and listener, the board feed and their Kafka producer."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        *,
+        topics: PushTopics | None = None,
+        group_id: str = OUTBOX_GROUP,
+        port: int | None = None,
+    ) -> None:
+        topics = topics or PushTopics.with_prefix()
+        bootstrap = settings.bootstrap_servers
+        self.hub = Hub()
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True
+        )
+        self.writer = OutboxWriter(
+            pool=pool,
+            producer=self._producer,
+            bootstrap=bootstrap,
+            topic=topics.assignments,
+            dead_letter_topic=topics.dead_letters,
+            group_id=group_id,
+            on_stored=self.hub.deliver,
+        )
+        self._listener = OutboxListener(
+            pool=pool,
+            own_pid=lambda: self.writer.backend_pid,
+            on_unit=self.hub.wake_unit,
+            on_relisten=self.hub.wake_all,
+        )
+        self._feed = BoardFeed(
+            bootstrap=bootstrap,
+            incidents_topic=topics.incidents_state,
+            units_topic=topics.units_status,
+            hub=self.hub,
+        )
+        actions = UnitActions(
+            pool=pool,
+            producer=self._producer,
+            responses_topic=topics.responses,
+            units_topic=topics.units_status,
+            rate_limit_per_minute=settings.rate_limit_per_minute,
+        )
+        self.server = PushServer(settings, pool=pool, hub=self.hub, actions=actions, port=port)
+        self._started: list[str] = []
+
+    @property
+    def port(self) -> int:
+        """Return the port the websocket server listens on."""
+        return self.server.port
+
+    async def start(self) -> None:
+        """Start every part; on a failure, stop what started and raise."""
+        try:
+            await self._producer.start()
+            self._started.append("producer")
+            await self._listener.start()
+            self._started.append("listener")
+            await self._feed.start()
+            self._started.append("feed")
+            await self.server.start()
+            self._started.append("server")
+            await self.writer.start()
+            self._started.append("writer")
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Close every connection, then stop the writer, the feed, the listener, the producer."""
+        started, self._started = self._started, []
+        if "server" in started:
+            await self.server.stop()
+        if "writer" in started:
+            await self.writer.stop()
+        if "feed" in started:
+            await self._feed.stop()
+        if "listener" in started:
+            await self._listener.stop()
+        if "producer" in started:
+            await self._producer.stop()
+
+    async def wait_failed(self) -> str:
+        """Wait until a background part ends (only a bug ends one); return which."""
+        parts = {
+            self.writer.done: "outbox writer",
+            self._listener.done: "outbox listener",
+            self._feed.done: "board feed",
+        }
+        done, _ = await asyncio.wait(parts, return_when=asyncio.FIRST_COMPLETED)
+        return parts[next(iter(done))]
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

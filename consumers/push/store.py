@@ -1,0 +1,208 @@
+"""The outbox tables: store jobs with per-unit seqs, read them back, stamp acknowledgements.
+
+Schema: consumers/db/migrations/0003_push.sql; design: docs/protocol.md ("Durability").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+import asyncpg
+
+from dispatch.events import Assignment
+
+NOTIFY_CHANNEL = "unit_outbox"
+# Errors that mean "the database is not there right now": retry or answer "unavailable".
+DATABASE_DOWN = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+@asynccontextmanager
+async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """Borrow a connection from pool, typed as the Connection the store functions take."""
+    async with pool.acquire() as proxy:
+        # The pool's proxy forwards every Connection method; the stubs do not relate the types.
+        yield cast(asyncpg.Connection, proxy)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One stored job of one unit: its seq and the assignment as JSON text."""
+
+    unit_id: str
+    seq: int
+    assignment_id: uuid.UUID
+    incident_id: uuid.UUID
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobRef:
+    """Which unit, incident and seq a stored job belongs to."""
+
+    unit_id: str
+    seq: int
+    assignment_id: uuid.UUID
+    incident_id: uuid.UUID
+
+
+async def append_assignments(
+    conn: asyncpg.Connection, assignments: Sequence[Assignment]
+) -> list[OutboxRow]:
+    """Store the assignments not stored yet, each with its unit's next seq; return those stored.
+
+    Order per unit is kept. Notifies `unit_outbox` with each unit id on commit.
+    """
+    if not assignments:
+        return []
+    units = sorted({a.unit_id for a in assignments})
+    async with conn.transaction():
+        # Lock every counter of the batch first, in one order (no deadlock with a second writer
+        # during a rebalance). Copies of one assignment share its unit, so under this lock the
+        # check below sees any copy another writer committed, and no seq is used up twice.
+        counters = await conn.fetch(
+            "INSERT INTO unit_sequences (unit_id) SELECT u FROM unnest($1::text[]) AS u ORDER BY u "
+            "ON CONFLICT (unit_id) DO UPDATE SET last_seq = unit_sequences.last_seq "
+            "RETURNING unit_id, last_seq",
+            units,
+        )
+        last_seq: dict[str, int] = {row["unit_id"]: row["last_seq"] for row in counters}
+        known = {
+            row["assignment_id"]
+            for row in await conn.fetch(
+                "SELECT assignment_id FROM unit_outbox WHERE assignment_id = ANY($1::uuid[])",
+                [a.assignment_id for a in assignments],
+            )
+        }
+        fresh: list[tuple[Assignment, OutboxRow]] = []
+        for assignment in assignments:
+            if assignment.assignment_id in known:
+                continue
+            known.add(assignment.assignment_id)
+            last_seq[assignment.unit_id] += 1
+            row = OutboxRow(
+                unit_id=assignment.unit_id,
+                seq=last_seq[assignment.unit_id],
+                assignment_id=assignment.assignment_id,
+                incident_id=assignment.incident_id,
+                payload=assignment.model_dump_json(),
+            )
+            fresh.append((assignment, row))
+        if not fresh:
+            return []
+        await conn.execute(
+            "INSERT INTO unit_outbox "
+            "(unit_id, seq, assignment_id, incident_id, kind, payload, dispatched_at) "
+            "SELECT * FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::uuid[], $5::text[], "
+            "$6::jsonb[], $7::timestamptz[]) ON CONFLICT (assignment_id) DO NOTHING",
+            [row.unit_id for _, row in fresh],
+            [row.seq for _, row in fresh],
+            [row.assignment_id for _, row in fresh],
+            [row.incident_id for _, row in fresh],
+            [a.kind.value for a, _ in fresh],
+            [row.payload for _, row in fresh],
+            [a.dispatched_at for a, _ in fresh],
+        )
+        changed = sorted({row.unit_id for _, row in fresh})
+        await conn.execute(
+            "UPDATE unit_sequences AS s SET last_seq = v.last_seq "
+            "FROM unnest($1::text[], $2::bigint[]) AS v (unit_id, last_seq) "
+            "WHERE s.unit_id = v.unit_id",
+            changed,
+            [last_seq[unit] for unit in changed],
+        )
+        # Delivered on commit, once per unit however many rows it got.
+        await conn.execute(
+            "SELECT pg_notify($1, u) FROM unnest($2::text[]) AS u", NOTIFY_CHANNEL, changed
+        )
+    return [row for _, row in fresh]
+
+
+async def rows_after(
+    conn: asyncpg.Connection, *, unit_id: str, after_seq: int, limit: int
+) -> list[OutboxRow]:
+    """Return up to limit of the unit's jobs with seq > after_seq, in seq order."""
+    rows = await conn.fetch(
+        "SELECT seq, assignment_id, incident_id, payload::text AS payload FROM unit_outbox "
+        "WHERE unit_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        unit_id,
+        after_seq,
+        limit,
+    )
+    return [
+        OutboxRow(unit_id, row["seq"], row["assignment_id"], row["incident_id"], row["payload"])
+        for row in rows
+    ]
+
+
+async def resume_point(conn: asyncpg.Connection, *, unit_id: str) -> tuple[int, int]:
+    """Return (last acknowledged seq, last stored seq) of a unit; (0, 0) for a new one."""
+    row = await conn.fetchrow(
+        "SELECT coalesce((SELECT last_seq FROM unit_sequences WHERE unit_id = $1), 0) AS last, "
+        "(SELECT min(seq) FROM unit_outbox WHERE unit_id = $1 AND acked_at IS NULL) AS unacked",
+        unit_id,
+    )
+    assert row is not None  # a SELECT without FROM returns one row
+    last: int = row["last"]
+    # Acknowledgements are cumulative: everything before the oldest unacknowledged job is acked.
+    acked = last if row["unacked"] is None else row["unacked"] - 1
+    return acked, last
+
+
+async def unacked_through(conn: asyncpg.Connection, *, unit_id: str, seq: int) -> list[JobRef]:
+    """Return the unit's jobs with seq ≤ seq that are not acknowledged yet, in seq order."""
+    rows = await conn.fetch(
+        "SELECT seq, assignment_id, incident_id FROM unit_outbox "
+        "WHERE unit_id = $1 AND seq <= $2 AND acked_at IS NULL ORDER BY seq",
+        unit_id,
+        seq,
+    )
+    return [JobRef(unit_id, r["seq"], r["assignment_id"], r["incident_id"]) for r in rows]
+
+
+async def mark_acked(
+    conn: asyncpg.Connection, *, unit_id: str, seqs: Sequence[int], at: datetime
+) -> list[JobRef]:
+    """Stamp delivered_at and acked_at on the jobs not stamped yet; return those stamped."""
+    rows = await conn.fetch(
+        "UPDATE unit_outbox SET delivered_at = coalesce(delivered_at, $3), "
+        "acked_at = coalesce(acked_at, $3) "
+        "WHERE unit_id = $1 AND seq = ANY($2::bigint[]) AND acked_at IS NULL "
+        "RETURNING seq, assignment_id, incident_id",
+        unit_id,
+        list(seqs),
+        at,
+    )
+    refs = [JobRef(unit_id, r["seq"], r["assignment_id"], r["incident_id"]) for r in rows]
+    return sorted(refs, key=lambda ref: ref.seq)
+
+
+async def find_job(
+    conn: asyncpg.Connection,
+    *,
+    unit_id: str,
+    seq: int | None = None,
+    assignment_id: uuid.UUID | None = None,
+) -> JobRef | None:
+    """Return a stored job by the unit's seq, or by assignment id (any unit's); None if none."""
+    if seq is not None:
+        row = await conn.fetchrow(
+            "SELECT unit_id, seq, assignment_id, incident_id FROM unit_outbox "
+            "WHERE unit_id = $1 AND seq = $2",
+            unit_id,
+            seq,
+        )
+    else:
+        row = await conn.fetchrow(
+            "SELECT unit_id, seq, assignment_id, incident_id FROM unit_outbox "
+            "WHERE assignment_id = $1",
+            assignment_id,
+        )
+    if row is None:
+        return None
+    return JobRef(row["unit_id"], row["seq"], row["assignment_id"], row["incident_id"])

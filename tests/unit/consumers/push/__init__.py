@@ -1,0 +1,1 @@
+"""Tests of the websocket push protocol, sessions and rate limits (no network)."""
