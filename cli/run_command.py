@@ -18,7 +18,11 @@ from infra.processes import Say
 from infra.topics import declare_catalog_topics
 
 # The services `dispatch run` starts, each a module run with this interpreter.
-SERVICES = (("stream worker", "streams"), ("intake API", "consumers.intake"))
+SERVICES = (
+    ("stream worker", "streams"),
+    ("intake API", "consumers.intake"),
+    ("push gateway", "consumers.push"),
+)
 
 
 def register(sub: Any) -> None:

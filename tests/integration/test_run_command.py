@@ -148,4 +148,5 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
     assert "stopped: postgres, kafka" in rest
     assert "stream worker stopped" in rest
     assert "intake API stopped" in rest
+    assert "push gateway stopped" in rest
     assert processes_mentioning(str(state.resolve())) == []
