@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import random
 import resource
@@ -86,9 +87,27 @@ class Spec:
 # -- the gateway process ------------------------------------------------------------------------
 
 
+class FullCollections:
+    """Record when the gateway's full (generation 2) garbage collections ran, and how long."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[float, float]] = []  # (ended at, seconds)
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append((time.time(), time.perf_counter() - self._started))
+
+
 async def serve(spec: Spec) -> None:
-    """Run one gateway until stdin closes; print its port once it listens."""
+    """Run one gateway until stdin closes; print its port, and at the end its full GCs."""
     raise_fd_limit()
+    collections = FullCollections()
+    gc.callbacks.append(collections)
     settings = Settings(kafka_bootstrap=spec.bootstrap)
     pool = await asyncpg.create_pool(spec.postgres_url, min_size=2, max_size=20)
     topics = PushTopics.with_prefix(PREFIX)
@@ -98,6 +117,7 @@ async def serve(spec: Spec) -> None:
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     finally:
         await pool.close()
+    print(json.dumps(collections.pauses), flush=True)
 
 
 # -- a client process ---------------------------------------------------------------------------
@@ -210,10 +230,14 @@ class Child:
         assert self.process.stdin is not None  # created with stdin=PIPE
         self.process.stdin.write(text.encode() + b"\n")
 
-    async def stop(self) -> None:
+    async def stop(self) -> str:
+        """Close its stdin, wait for it to exit, and return what it printed last."""
         assert self.process.stdin is not None
+        assert self.process.stdout is not None
         self.process.stdin.close()
+        rest = await asyncio.wait_for(self.process.stdout.read(), 120)
         await asyncio.wait_for(self.process.wait(), 120)
+        return rest.decode().strip()
 
 
 def assignment_for(unit_id: str) -> Assignment:
@@ -269,6 +293,9 @@ class Phase:
     pushes_per_s: float
     acked_s: float | None
     server_cpu_s: float
+    started: float
+    ended: float
+    gc_max_ms: float = 0.0
 
 
 async def phase(
@@ -321,6 +348,8 @@ async def phase(
         pushes_per_s=round(len(targets) / (last - started)),
         acked_s=acked_s,
         server_cpu_s=round(used.user + used.system - cpu.user - cpu.system, 1),
+        started=started,
+        ended=time.time(),
     )
 
 
@@ -377,7 +406,12 @@ async def drive(settings: Settings, args: argparse.Namespace, workdir: Path) -> 
         await producer.stop()
         for child in clients:
             await child.stop()
-        await server_child.stop()
+        pauses = json.loads(await server_child.stop() or "[]")
+    for p in phases:
+        p.gc_max_ms = round(
+            max((s for at, s in pauses if p.started <= at <= p.ended), default=0) * 1000
+        )
+    longest = max((s for _, s in pauses), default=0.0)
     print(f"\ncommand: python -m bench.push_fanout {' '.join(sys.argv[1:])}")
     print(
         f"connections {args.connections} in {args.client_processes} client processes, "
@@ -387,14 +421,16 @@ async def drive(settings: Settings, args: argparse.Namespace, workdir: Path) -> 
         f"gateway RSS {rss_before / 2**20:.1f} MiB before, {rss_after / 2**20:.1f} MiB after: "
         f"{(rss_after - rss_before) / args.connections / 1024:.1f} KiB per connection"
     )
+    print(f"gateway full GCs: {len(pauses)}, the longest {longest * 1000:.0f} ms")
     print(
         f"{'phase':<6} {'pushes':>7} {'produce s':>9} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'max ms':>7} {'pushes/s':>8} {'acked s':>7} {'gw cpu s':>8}"
+        f"{'max ms':>7} {'pushes/s':>8} {'acked s':>7} {'gw cpu s':>8} {'gc max ms':>9}"
     )
     for p in phases:
         print(
             f"{p.name:<6} {p.pushes:>7} {p.produce_s:>9} {p.p50_ms:>7} {p.p99_ms:>7} "
-            f"{p.max_ms:>7} {p.pushes_per_s:>8} {p.acked_s or '-':>7} {p.server_cpu_s:>8}"
+            f"{p.max_ms:>7} {p.pushes_per_s:>8} {p.acked_s or '-':>7} {p.server_cpu_s:>8} "
+            f"{p.gc_max_ms:>9}"
         )
 
 
