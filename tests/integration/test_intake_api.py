@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import asyncpg
 import httpx
@@ -24,19 +24,27 @@ import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from fastapi import FastAPI
 
-from consumers.auth import Role, create_principal, disable_principal, history, issue_token
-from consumers.auth import revoke_token as revoke
-from consumers.db import migrate
+from consumers.auth import Role, history
 from consumers.intake import build_app
 from dispatch.events import RawAlarm, decode
 from dispatch.settings import Settings
 from infra.kafka import KafkaBroker
 from infra.topics import TopicDecl, ensure_topics
 from tests.conftest import free_port
+from tests.integration.principals import (
+    Caller,
+    connection,
+    disabled_caller,
+    enterprise,
+    revoked_caller,
+)
+
+# Re-exported (`as`): test_intake_fuzz imports them from here.
+from tests.integration.principals import fresh_store as fresh_store
+from tests.integration.principals import make_caller as make_caller
 
 WAIT_S = 60.0  # a hang guard, not a performance bound
 PARTITIONS = 2
-ACTOR = "test:intake"
 ALARM = {
     "text": "仓库门口有人打架 / two men fighting at the warehouse gate",
     "position": {"lat": 31.7012, "lon": 113.4021, "accuracy_m": 15.0},
@@ -69,34 +77,6 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
-
-
-@asynccontextmanager
-async def fresh_store(postgres_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """Yield a pool whose connections all use a fresh, migrated schema; drop it afterwards."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_url)
-    # Schema names cannot be bind parameters; this one is generated above, never user input.
-    await admin.execute(f'CREATE SCHEMA "{schema}"')
-    pool = await asyncpg.create_pool(
-        postgres_url, min_size=1, max_size=8, server_settings={"search_path": schema}
-    )
-    try:
-        async with connection(pool) as conn:
-            await migrate(conn)
-        yield pool
-    finally:
-        await pool.close()
-        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await admin.close()
-
-
-@asynccontextmanager
-async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    """Lend a pooled connection typed as the Connection the store functions take."""
-    async with pool.acquire() as proxy:
-        # A pooled connection forwards every Connection method; the stubs type it apart.
-        yield cast(asyncpg.Connection, proxy)
 
 
 @asynccontextmanager
@@ -172,48 +152,6 @@ async def http(service: Service) -> AsyncIterator[httpx.AsyncClient]:
 
 
 # -- principals ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Caller:
-    """A stored principal with one token."""
-
-    id: str
-    token_id: uuid.UUID
-    secret: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """Return the Authorization header of this caller."""
-        return {"Authorization": f"Bearer {self.secret}"}
-
-
-async def make_caller(
-    pool: asyncpg.Pool,
-    role: Role,
-    *,
-    enterprise_id: str | None = None,
-    unit_id: str | None = None,
-) -> Caller:
-    """Store a principal with an id no other test uses, and issue it a token."""
-    principal_id = f"{role.value}-{uuid.uuid4().hex[:10]}"
-    async with connection(pool) as conn:
-        await create_principal(
-            conn,
-            principal_id=principal_id,
-            role=role,
-            name=f"test {role.value}",
-            enterprise_id=enterprise_id,
-            unit_id=unit_id,
-            actor=ACTOR,
-        )
-        token = await issue_token(conn, principal_id=principal_id, label="test", actor=ACTOR)
-    return Caller(principal_id, token.token_id, token.secret.get_secret_value())
-
-
-def enterprise() -> str:
-    """Return an enterprise id no other test uses."""
-    return f"ent-{uuid.uuid4().hex[:10]}"
 
 
 async def desk(service: Service) -> tuple[Caller, str]:
@@ -391,11 +329,8 @@ async def test_the_source_comes_from_the_principal(
 async def test_a_missing_bad_revoked_or_disabled_token_is_401(
     service: Service, http: httpx.AsyncClient
 ) -> None:
-    revoked, _ = await desk(service)
-    disabled, _ = await desk(service)
-    async with connection(service.pool) as conn:
-        await revoke(conn, token_id=revoked.token_id, actor=ACTOR)
-        await disable_principal(conn, principal_id=disabled.id, actor=ACTOR)
+    revoked = await revoked_caller(service.pool)
+    disabled = await disabled_caller(service.pool)
     attempts: list[dict[str, str]] = [
         {},
         {"Authorization": "Bearer dsp_not-a-token-at-all"},
@@ -436,8 +371,7 @@ async def test_a_desk_raising_for_another_enterprise_is_403(
 async def test_roles_that_do_not_raise_alarms_are_403(
     service: Service, http: httpx.AsyncClient, role: Role
 ) -> None:
-    unit = f"unit-{uuid.uuid4().hex[:8]}" if role is not Role.ADMIN else None
-    caller = await make_caller(service.pool, role, unit_id=unit)
+    caller = await make_caller(service.pool, role)
     response = await http.post("/v1/alarms", json=ALARM, headers=caller.headers)
     assert response.status_code == 403
     assert f"a {role.value} principal may not raise alarms" in response.json()["error"]
