@@ -1,9 +1,11 @@
-"""What a unit's frames do: acknowledge jobs, answer them, report its position.
+"""What clients' frames do: a unit acknowledges jobs, answers them, reports its position; a
+commander commands.
 
 Each action is published to Kafka (acks=all) before anything is stamped or answered, and is
 audited with the principal as actor. Event ids of acks and answers derive from the
-assignment and the action, so a client that sends one again after an error or a reconnect
-publishes the same event, which the lifecycle applies once.
+assignment and the action, and those of commands from the commander and the client's
+command id, so a client that sends one again after an error or a reconnect publishes the
+same event, which the lifecycle applies once.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from consumers.auth import audit, can_act_on_assignment
-from consumers.push.protocol import ErrorCode, OkFrame, PositionFrame, RespondFrame
-from consumers.push.sessions import RateLimiter, UnitSession
+from consumers.auth import audit, can_act_on_assignment, can_command
+from consumers.push.protocol import CommandFrame, ErrorCode, OkFrame, PositionFrame, RespondFrame
+from consumers.push.sessions import RateLimiter, Session, UnitSession
 from consumers.push.store import DATABASE_DOWN, connection, find_job, mark_acked, unacked_through
 from dispatch.events import (
     EventModel,
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 
 # Fixed forever: ids derived from it make a repeated ack or answer the same event.
 RESPONSE_NAMESPACE = uuid.UUID("9d2f6c1a-4b7e-4f0a-8c3d-5e6f7a8b9c0d")
+COMMAND_NAMESPACE = uuid.UUID("3e7a1c5b-8d2f-4a6e-9b0c-7f1e2d3c4b5a")
 PUBLISH_TIMEOUT_S = 15.0
 
 
@@ -50,6 +53,15 @@ def response_event_id(assignment_id: uuid.UUID, action: ResponseAction) -> uuid.
     return uuid.uuid5(RESPONSE_NAMESPACE, f"{assignment_id}:{action.value}")
 
 
+def command_event_id(actor: str, command_id: uuid.UUID) -> uuid.UUID:
+    """Return the event id of a commander's command: a repeat is the same event.
+
+    Scoped by the commander, so that one principal's ids cannot collide with, or pre-empt,
+    another's events on the incident.
+    """
+    return uuid.uuid5(COMMAND_NAMESPACE, f"{actor}:{command_id}")
+
+
 class Refused(Exception):
     """Raise inside a frame handler to answer the client with an error frame."""
 
@@ -60,7 +72,49 @@ class Refused(Exception):
         self.retry_after_s = retry_after_s
 
 
-class UnitActions:
+class Actions:
+    """What every kind of action shares: the producer, the store, the rate limit, the audit."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        limiter: RateLimiter,
+        publish_timeout_s: float = PUBLISH_TIMEOUT_S,
+    ) -> None:
+        self._pool = pool
+        self._producer = producer
+        self._limiter = limiter
+        self._publish_timeout_s = publish_timeout_s
+
+    def spend(self, session: Session) -> None:
+        """Count one message against the principal's rate, or refuse it."""
+        if (wait := self._limiter.take(session.principal.id)) is not None:
+            raise Refused(ErrorCode.RATE_LIMITED, "too many messages", round(wait, 1))
+
+    async def _publish(self, topic: str, events: Sequence[EventModel]) -> None:
+        try:
+            # send() itself may wait (for metadata, or room in the buffer): bound it too.
+            async with asyncio.timeout(self._publish_timeout_s):
+                sent = [await self._producer.send(topic, encode(e), key=key_of(e)) for e in events]
+                await asyncio.gather(*sent)
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("cannot publish to %s: %r", topic, exc)
+            raise Refused(ErrorCode.UNAVAILABLE, "Kafka unavailable; send it again") from exc
+
+    async def _audit(
+        self, actor: str, action: str, subject: str, detail: Mapping[str, object]
+    ) -> None:
+        try:
+            async with connection(self._pool) as conn:
+                await audit.record(conn, actor=actor, action=action, subject=subject, detail=detail)
+        except DATABASE_DOWN as exc:
+            # The event is on Kafka already; a retry publishes the same event id and audits it.
+            raise Refused(ErrorCode.UNAVAILABLE, "storage unavailable; send it again") from exc
+
+
+class UnitActions(Actions):
     """Carry out a unit's ack, respond and position frames."""
 
     def __init__(
@@ -70,18 +124,14 @@ class UnitActions:
         producer: AIOKafkaProducer,
         responses_topic: str,
         units_topic: str,
-        rate_limit_per_minute: int,
+        limiter: RateLimiter,
+        publish_timeout_s: float = PUBLISH_TIMEOUT_S,
     ) -> None:
-        self._pool = pool
-        self._producer = producer
+        super().__init__(
+            pool=pool, producer=producer, limiter=limiter, publish_timeout_s=publish_timeout_s
+        )
         self._responses_topic = responses_topic
         self._units_topic = units_topic
-        self._limiter = RateLimiter(rate_limit_per_minute)
-
-    def spend(self, session: UnitSession) -> None:
-        """Count one message against the principal's rate, or refuse it."""
-        if (wait := self._limiter.take(session.principal.id)) is not None:
-            raise Refused(ErrorCode.RATE_LIMITED, "too many messages", round(wait, 1))
 
     async def ack(self, session: UnitSession, seq: int) -> None:
         """Acknowledge the unit's jobs up to seq: ack events on Kafka, then stamp and audit."""
@@ -177,20 +227,52 @@ class UnitActions:
         ok = OkFrame(of="position", ref=frame.ref, event_id=status.event_id)
         session.offer_text(ok.model_dump_json(exclude_none=True))
 
-    async def _publish(self, topic: str, events: Sequence[EventModel]) -> None:
-        try:
-            sent = [await self._producer.send(topic, encode(e), key=key_of(e)) for e in events]
-            await asyncio.wait_for(asyncio.gather(*sent), PUBLISH_TIMEOUT_S)
-        except (KafkaError, TimeoutError) as exc:
-            log.warning("cannot publish to %s: %s", topic, exc)
-            raise Refused(ErrorCode.UNAVAILABLE, "Kafka unavailable; send it again") from exc
 
-    async def _audit(
-        self, actor: str, action: str, subject: str, detail: Mapping[str, object]
+class CommanderActions(Actions):
+    """Carry out a commander's command frames: publish on commander.commands, then audit."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        commands_topic: str,
+        limiter: RateLimiter,
+        publish_timeout_s: float = PUBLISH_TIMEOUT_S,
     ) -> None:
-        try:
-            async with connection(self._pool) as conn:
-                await audit.record(conn, actor=actor, action=action, subject=subject, detail=detail)
-        except DATABASE_DOWN as exc:
-            # The event is on Kafka already; a retry publishes the same event id and audits it.
-            raise Refused(ErrorCode.UNAVAILABLE, "storage unavailable; send it again") from exc
+        super().__init__(
+            pool=pool, producer=producer, limiter=limiter, publish_timeout_s=publish_timeout_s
+        )
+        self._commands_topic = commands_topic
+
+    async def command(self, session: Session, frame: CommandFrame) -> None:
+        """Publish the commander's decision; answer ok once Kafka has it.
+
+        The route stage applies it later, in order with the incident's other events; what it
+        changes reaches the boards as incident frames with the commander as actor, and a
+        command that cannot apply (a closed incident, a unit already on it) goes to the
+        dead-letter topic with the reason.
+        """
+        principal = session.principal
+        # The channel is the commander's already; the policy is asked again where it acts.
+        if not can_command(principal):
+            raise Refused(ErrorCode.FORBIDDEN, "only a commander may command")
+        command = frame.command(
+            event_id=command_event_id(principal.id, frame.command_id),
+            actor=principal.id,
+            issued_at=now_ms(),
+        )
+        # Counted once it is a valid command, as a respond or position is once it parses.
+        self.spend(session)
+        await self._publish(self._commands_topic, [command])
+        detail = {
+            "command_id": frame.command_id,
+            "event_id": command.event_id,
+            "unit_id": command.unit_id,
+            "from_unit_id": command.from_unit_id,
+            "reason": command.reason,
+        }
+        subject = f"incident:{command.incident_id}"
+        await self._audit(principal.id, f"incident.{command.action.value}", subject, detail)
+        ok = OkFrame(of="command", ref=frame.ref, event_id=command.event_id)
+        session.offer_text(ok.model_dump_json(exclude_none=True))

@@ -15,12 +15,13 @@ from typing import Self
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from consumers.push.actions import UnitActions
+from consumers.push.actions import PUBLISH_TIMEOUT_S, CommanderActions, UnitActions
 from consumers.push.outbox import OutboxListener, OutboxWriter
 from consumers.push.server import PushServer
-from consumers.push.sessions import BoardFeed, Hub
+from consumers.push.sessions import BoardFeed, Hub, RateLimiter
 from dispatch.events import (
     ALARMS_DLQ,
+    COMMANDER_COMMANDS,
     DISPATCH_ASSIGNMENTS,
     INCIDENTS_STATE,
     RESPONSES_EVENTS,
@@ -40,6 +41,7 @@ class PushTopics:
     units_status: str
     incidents_state: str
     dead_letters: str
+    commands: str
 
     @classmethod
     def with_prefix(cls, prefix: str = "") -> PushTopics:
@@ -50,6 +52,7 @@ class PushTopics:
             units_status=prefix + UNITS_STATUS.name,
             incidents_state=prefix + INCIDENTS_STATE.name,
             dead_letters=prefix + ALARMS_DLQ.name,
+            commands=prefix + COMMANDER_COMMANDS.name,
         )
 
 
@@ -64,6 +67,7 @@ class PushGateway:
         topics: PushTopics | None = None,
         group_id: str = OUTBOX_GROUP,
         port: int | None = None,
+        publish_timeout_s: float = PUBLISH_TIMEOUT_S,
     ) -> None:
         topics = topics or PushTopics.with_prefix()
         bootstrap = settings.bootstrap_servers
@@ -92,14 +96,26 @@ class PushGateway:
             units_topic=topics.units_status,
             hub=self.hub,
         )
+        # One bucket per principal for everything it sends, whatever the channel.
+        limiter = RateLimiter(settings.rate_limit_per_minute)
         actions = UnitActions(
             pool=pool,
             producer=self._producer,
             responses_topic=topics.responses,
             units_topic=topics.units_status,
-            rate_limit_per_minute=settings.rate_limit_per_minute,
+            limiter=limiter,
+            publish_timeout_s=publish_timeout_s,
         )
-        self.server = PushServer(settings, pool=pool, hub=self.hub, actions=actions, port=port)
+        commands = CommanderActions(
+            pool=pool,
+            producer=self._producer,
+            commands_topic=topics.commands,
+            limiter=limiter,
+            publish_timeout_s=publish_timeout_s,
+        )
+        self.server = PushServer(
+            settings, pool=pool, hub=self.hub, actions=actions, commands=commands, port=port
+        )
         self._started: list[str] = []
 
     @property

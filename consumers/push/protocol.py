@@ -6,6 +6,7 @@ See docs/protocol.md. Frames are JSON text objects with a `type` field that name
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Annotated, Any, Literal
 
@@ -25,6 +26,8 @@ from pydantic_core import PydanticCustomError
 from dispatch.events import (
     ROOT_FIELD,
     Assignment,
+    CommanderAction,
+    CommanderCommand,
     FieldError,
     Identifier,
     IncidentStateChange,
@@ -65,7 +68,6 @@ class ErrorCode(StrEnum):
     ACK_AHEAD = "ack_ahead"
     RESUME_AHEAD = "resume_ahead"
     RATE_LIMITED = "rate_limited"
-    NOT_IMPLEMENTED = "not_implemented"
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
     UNAVAILABLE = "unavailable"
@@ -163,14 +165,39 @@ class PositionFrame(Frame):
 
 
 class CommandFrame(Frame):
-    """A commander command: assign, reassign, cancel, close. Not served yet (not_implemented)."""
+    """A commander's decision about an incident: assign, reassign, cancel or close.
 
-    # Its fields are not defined yet; accept any so that the answer is not_implemented, not a
-    # list of unknown fields.
-    model_config = ConfigDict(frozen=True, extra="allow")
+    Which of unit_id and from_unit_id an action needs is the rule of CommanderCommand, the
+    schema of commander.commands; `command` applies it, so it is written down once.
+    """
 
     type: Literal["command"]
+    # The client's own id of this decision: sending the frame again (after `unavailable`, or
+    # a reconnect) publishes the same event, which the route stage applies once.
+    command_id: uuid.UUID
+    action: CommanderAction
+    incident_id: uuid.UUID
+    unit_id: Identifier | None = None
+    from_unit_id: Identifier | None = None
+    reason: Text | None = None
     ref: Ref | None = None
+
+    def command(self, *, event_id: uuid.UUID, actor: str, issued_at: datetime) -> CommanderCommand:
+        """Return the commander.commands event of this frame; raise BadFrame naming the field."""
+        try:
+            return CommanderCommand(
+                event_id=event_id,
+                incident_id=self.incident_id,
+                action=self.action,
+                unit_id=self.unit_id,
+                from_unit_id=self.from_unit_id,
+                reason=self.reason,
+                actor=actor,
+                issued_at=issued_at,
+            )
+        except ValidationError as exc:
+            # The frame's fields have the event's names, so each error names a frame field.
+            raise BadFrame(_field_errors(exc, tagged=False), self.ref) from exc
 
 
 ClientFrame = AuthFrame | HelloFrame | AckFrame | RespondFrame | PositionFrame | CommandFrame
@@ -189,14 +216,25 @@ class BadFrame(ValueError):
         super().__init__(f"bad frame: {first.field}: {first.message}")
 
 
-def _field_of(error: Any) -> str:
+def _field_of(error: Any, *, tagged: bool) -> str:
     loc = tuple(str(part) for part in error["loc"])
     if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
         return "type"
     if error["type"] in ("json_invalid", "json_type", "model_attributes_type"):
         return ROOT_FIELD
-    # The first part of a location is the discriminator's tag (`respond`), not a field.
-    return ".".join(loc[1:]) or ROOT_FIELD
+    # In a frame parsed as the union, the first part of a location is the discriminator's tag
+    # (`respond`), not a field.
+    return ".".join(loc[1:] if tagged else loc) or ROOT_FIELD
+
+
+def _field_errors(exc: ValidationError, *, tagged: bool) -> list[FieldError]:
+    return [
+        FieldError(
+            field=_field_of(error, tagged=tagged)[:MAX_FIELD_CHARS],
+            message=error["msg"][:MAX_REASON_CHARS],
+        )
+        for error in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
 
 
 _LOOSE_OBJECT: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
@@ -219,13 +257,7 @@ def parse_client_frame(data: str | bytes) -> ClientFrame:
     try:
         return _CLIENT_FRAMES.validate_json(data)
     except ValidationError as exc:
-        errors = [
-            FieldError(
-                field=_field_of(error)[:MAX_FIELD_CHARS], message=error["msg"][:MAX_REASON_CHARS]
-            )
-            for error in exc.errors(include_url=False, include_input=False, include_context=False)
-        ]
-        raise BadFrame(errors, _ref_of(data)) from exc
+        raise BadFrame(_field_errors(exc, tagged=True), _ref_of(data)) from exc
 
 
 # -- gateway → client ---------------------------------------------------------------------------
@@ -259,10 +291,10 @@ class JobFrame(Frame):
 
 
 class OkFrame(Frame):
-    """A respond or position frame is on Kafka (acks=all)."""
+    """A respond, position or command frame is on Kafka (acks=all)."""
 
     type: Literal["ok"] = "ok"
-    of: Literal["respond", "position"]
+    of: Literal["respond", "position", "command"]
     ref: Ref | None = None
     event_id: uuid.UUID
 

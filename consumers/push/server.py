@@ -1,7 +1,7 @@
 """The websocket server: authentication, the channel each role gets, and the frame loop.
 
-See docs/protocol.md. What a unit's frames do is in consumers.push.actions; the wiring of
-server, outbox writer, listener and board feed in consumers.push.gateway.
+See docs/protocol.md. What units' and commanders' frames do is in consumers.push.actions; the
+wiring of server, outbox writer, listener and board feed in consumers.push.gateway.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from consumers.auth import (
     authenticate,
     can_command,
 )
-from consumers.push.actions import Refused, UnitActions
+from consumers.push.actions import CommanderActions, Refused, UnitActions
 from consumers.push.protocol import (
     MAX_FRAME_BYTES,
     AckFrame,
@@ -97,12 +97,14 @@ class PushServer:
         pool: asyncpg.Pool,
         hub: Hub,
         actions: UnitActions,
+        commands: CommanderActions,
         port: int | None = None,
     ) -> None:
         self._settings = settings
         self._pool = pool
         self._hub = hub
         self._actions = actions
+        self._commands = commands
         self._port = settings.push_port if port is None else port
         self._failed_auth = RateLimiter(settings.rate_limit_per_minute)
         # Filled by the handshake, read once by the handler; weak, so a handshake that fails
@@ -274,10 +276,8 @@ class PushServer:
 
     async def _on_board_frame(self, session: Session, frame: ClientFrame) -> None:
         if isinstance(frame, CommandFrame) and session.channel is Channel.COMMANDER:
-            raise Refused(
-                ErrorCode.NOT_IMPLEMENTED,
-                "commander commands (assign, reassign, cancel, close) are not served yet",
-            )
+            await self._commands.command(session, frame)
+            return
         raise Refused(
             ErrorCode.WRONG_CHANNEL, f"no {frame.type} frame on the {session.channel} channel"
         )

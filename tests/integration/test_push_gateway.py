@@ -10,10 +10,11 @@ import asyncio
 import json
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import astuple, dataclass
+from dataclasses import astuple
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
@@ -22,10 +23,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from consumers.auth import Role, create_principal, history, issue_token, revoke_token
-from consumers.db import migrate
+from consumers.auth import Role, history, revoke_token
 from consumers.push import PushGateway, PushTopics
-from consumers.push.actions import response_event_id
+from consumers.push.actions import command_event_id, response_event_id
 from consumers.push.protocol import (
     ErrorCode,
     ErrorFrame,
@@ -39,12 +39,13 @@ from consumers.push.protocol import (
     WelcomeFrame,
     parse_server_frame,
 )
-from consumers.push.store import connection
 from dispatch.events import (
     Assignment,
     AssignmentKind,
     AssignmentRole,
     Category,
+    CommanderAction,
+    CommanderCommand,
     EventModel,
     IncidentState,
     IncidentStateChange,
@@ -59,10 +60,19 @@ from dispatch.events import (
     key_of,
 )
 from dispatch.settings import Settings
+from infra.kafka import KafkaBroker
 from infra.topics import TopicDecl, ensure_topics
+from tests.conftest import free_port
+from tests.integration.principals import (
+    ACTOR,
+    Caller,
+    connection,
+    enterprise,
+    fresh_store,
+    make_caller,
+)
 
 WAIT_S = 30.0  # a hang guard, not a performance bound
-ACTOR = "cli:push-test"
 F = TypeVar("F", bound=ServerFrame)
 M = TypeVar("M", bound=EventModel)
 
@@ -73,25 +83,8 @@ M = TypeVar("M", bound=EventModel)
 @pytest.fixture
 async def pool(postgres_url: str) -> AsyncIterator[asyncpg.Pool]:
     """Yield a pool whose connections use a fresh, migrated schema."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_url)
-    # Schema names cannot be bind parameters; this one is generated above, never user input.
-    await admin.execute(f'CREATE SCHEMA "{schema}"')
-    pool = await asyncpg.create_pool(
-        postgres_url, min_size=1, max_size=10, server_settings={"search_path": schema}
-    )
-    try:
-        async with connection(pool) as conn:
-            await migrate(conn)
-        yield pool
-    finally:
-        try:
-            # Bounded: a connection the gateway never gave back would hang close() for good.
-            await asyncio.wait_for(pool.close(), WAIT_S)
-        finally:
-            pool.terminate()
-            await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-            await admin.close()
+    async with fresh_store(postgres_url) as store:
+        yield store
 
 
 @pytest.fixture
@@ -127,36 +120,6 @@ async def gateway(
         yield running
 
 
-@dataclass(frozen=True)
-class Who:
-    """A principal of the test and the secret of its token."""
-
-    id: str
-    secret: str
-    token_id: uuid.UUID
-    unit_id: str  # "" for a principal of no unit
-
-
-async def principal(
-    pool: asyncpg.Pool, role: Role, *, unit: bool = False, enterprise: str | None = None
-) -> Who:
-    """Create a principal (with its own unit when asked) and issue it a token."""
-    pid = f"{role}-{uuid.uuid4().hex[:10]}"
-    unit_id = f"u-{uuid.uuid4().hex[:10]}" if unit else None
-    async with connection(pool) as conn:
-        await create_principal(
-            conn,
-            principal_id=pid,
-            role=role,
-            name=pid,
-            unit_id=unit_id,
-            enterprise_id=enterprise,
-            actor=ACTOR,
-        )
-        issued = await issue_token(conn, principal_id=pid, label="test", actor=ACTOR)
-    return Who(pid, issued.secret.get_secret_value(), issued.token_id, unit_id or "")
-
-
 def job_for(
     unit_id: str, kind: AssignmentKind = AssignmentKind.ASSIGNMENT, summary: str = "P2 fight"
 ) -> Assignment:
@@ -180,28 +143,39 @@ def job_for(
     )
 
 
-async def produce(producer: AIOKafkaProducer, topic: str, *events: EventModel) -> None:
-    """Write events in order, keyed as the catalog says, and wait for every ack."""
-    sent = [await producer.send(topic, encode(e), key=key_of(e)) for e in events]
+async def produce(
+    producer: AIOKafkaProducer, topic: str, *events: EventModel, key: bytes | None = None
+) -> None:
+    """Write events in order, keyed as the catalog says (or all by key), and wait for acks."""
+    sent = [await producer.send(topic, encode(e), key=key or key_of(e)) for e in events]
     await asyncio.gather(*sent)
 
 
-async def read_all(bootstrap: str, topic: str, model: type[M]) -> list[M]:
-    """Read everything a topic holds now, partition after partition."""
+async def read_keyed(bootstrap: str, topic: str, model: type[M]) -> list[tuple[bytes, M]]:
+    """Read everything a topic holds now, partition after partition, with the keys."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
     )
     await consumer.start()
-    seen: list[M] = []
+    seen: list[tuple[bytes, M]] = []
     try:
         ends = await consumer.end_offsets(list(consumer.assignment()))
         async with asyncio.timeout(WAIT_S):
             while any([await consumer.position(tp) < end for tp, end in ends.items()]):
                 batch = await consumer.getmany(timeout_ms=200)
-                seen += [decode(model, r.value or b"") for rs in batch.values() for r in rs]
+                seen += [
+                    (r.key or b"", decode(model, r.value or b""))
+                    for rs in batch.values()
+                    for r in rs
+                ]
     finally:
         await consumer.stop()
     return seen
+
+
+async def read_all(bootstrap: str, topic: str, model: type[M]) -> list[M]:
+    """Read everything a topic holds now, partition after partition."""
+    return [event for _, event in await read_keyed(bootstrap, topic, model)]
 
 
 async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
@@ -258,12 +232,12 @@ async def client(gw: PushGateway, secret: str | None, **options: Any) -> AsyncIt
 
 @asynccontextmanager
 async def unit_client(
-    gw: PushGateway, who: Who, last_acked_seq: int | None = 0, **options: Any
+    gw: PushGateway, who: Caller, last_acked_seq: int | None = 0, **options: Any
 ) -> AsyncIterator[tuple[Client, ResumeFrame]]:
     """Connect as a unit, say hello, and return the client and the gateway's resume frame."""
     async with client(gw, who.secret, **options) as c:
         welcome = await c.expect(WelcomeFrame)
-        assert (welcome.channel, welcome.unit_id) == ("unit", who.unit_id)
+        assert (welcome.channel, welcome.unit_id) == ("unit", who.unit)
         hello: dict[str, Any] = {"type": "hello"}
         if last_acked_seq is not None:
             hello["last_acked_seq"] = last_acked_seq
@@ -298,25 +272,25 @@ async def test_jobs_reach_their_unit_in_order_numbered_from_one(
     producer: AIOKafkaProducer,
     group_id: str,
 ) -> None:
-    unit = await principal(pool, Role.PATROL, unit=True)
-    other = await principal(pool, Role.GUARD, unit=True)
+    unit = await make_caller(pool, Role.PATROL)
+    other = await make_caller(pool, Role.GUARD)
     async with (
         gateway(running_stack, pool, topics, group_id) as gw,
         unit_client(gw, unit) as (c, resume),
     ):
         assert (resume.after_seq, resume.last_seq) == (0, 0)
         kinds = [AssignmentKind.ASSIGNMENT, AssignmentKind.MUTUAL_AID_ALERT] * 3
-        sent = [job_for(unit.unit_id, kind) for kind in kinds[:5]]
-        await produce(producer, topics.assignments, job_for(other.unit_id), *sent)
+        sent = [job_for(unit.unit, kind) for kind in kinds[:5]]
+        await produce(producer, topics.assignments, job_for(other.unit), *sent)
         jobs = await c.jobs(5)
         assert seqs(jobs) == [1, 2, 3, 4, 5]
         assert [job.assignment for job in jobs] == sent
         await c.nothing_more()
-    rows = await outbox(pool, unit.unit_id)
+    rows = await outbox(pool, unit.unit)
     assert [(r["seq"], r["assignment_id"], r["kind"]) for r in rows] == [
         (i + 1, a.assignment_id, a.kind.value) for i, a in enumerate(sent)
     ]
-    assert [r["seq"] for r in await outbox(pool, other.unit_id)] == [1]
+    assert [r["seq"] for r in await outbox(pool, other.unit)] == [1]
 
 
 async def test_an_ack_stamps_delivery_and_publishes_the_ack_event_once(
@@ -327,9 +301,8 @@ async def test_an_ack_stamps_delivery_and_publishes_the_ack_event_once(
     producer: AIOKafkaProducer,
     group_id: str,
 ) -> None:
-    unit = await principal(pool, Role.PATROL, unit=True)
-    assert unit.unit_id is not None
-    sent = [job_for(unit.unit_id) for _ in range(3)]
+    unit = await make_caller(pool, Role.PATROL)
+    sent = [job_for(unit.unit) for _ in range(3)]
     async with (
         gateway(running_stack, pool, topics, group_id) as gw,
         unit_client(gw, unit) as (c, _),
@@ -342,18 +315,18 @@ async def test_an_ack_stamps_delivery_and_publishes_the_ack_event_once(
         await c.send(type="ack", seq=2)
 
         async def two_stamped() -> bool:
-            return [r["acked_at"] is not None for r in await outbox(pool, unit.unit_id)] == [
+            return [r["acked_at"] is not None for r in await outbox(pool, unit.unit)] == [
                 True,
                 True,
                 False,
             ]
 
         await eventually(two_stamped)
-        first = await outbox(pool, unit.unit_id)
+        first = await outbox(pool, unit.unit)
         await c.send(type="ack", seq=2)  # again: changes and publishes nothing
         await c.send(type="ack", seq=3)
-        await eventually(lambda: stamped(pool, unit.unit_id, 3))
-        rows = await outbox(pool, unit.unit_id)
+        await eventually(lambda: stamped(pool, unit.unit, 3))
+        rows = await outbox(pool, unit.unit)
     assert [r["delivered_at"] for r in rows[:2]] == [r["delivered_at"] for r in first[:2]]
     assert all(r["delivered_at"] == r["acked_at"] for r in rows)
     # Every ack event is published before its job is stamped: all of them are on the topic.
@@ -370,7 +343,7 @@ async def test_an_ack_stamps_delivery_and_publishes_the_ack_event_once(
         assert event.event_id == response_event_id(job.assignment_id, ResponseAction.ACK)
         assert (event.incident_id, event.unit_id, event.actor) == (
             job.incident_id,
-            unit.unit_id,
+            unit.unit,
             unit.id,
         )
     async with connection(pool) as conn:
@@ -391,9 +364,8 @@ async def test_a_unit_that_reconnects_misses_nothing_and_gets_nothing_twice(
     producer: AIOKafkaProducer,
     group_id: str,
 ) -> None:
-    unit = await principal(pool, Role.PATROL, unit=True)
-    assert unit.unit_id is not None
-    sent = [job_for(unit.unit_id) for _ in range(12)]
+    unit = await make_caller(pool, Role.PATROL)
+    sent = [job_for(unit.unit) for _ in range(12)]
     shown: list[JobFrame] = []  # what the device shows: each seq once, in order
     async with gateway(running_stack, pool, topics, group_id) as gw:
         async with unit_client(gw, unit) as (c, _):
@@ -402,14 +374,14 @@ async def test_a_unit_that_reconnects_misses_nothing_and_gets_nothing_twice(
             await c.send(type="ack", seq=4)
             # Gone mid-stream: jobs 5 and 6 may be on the wire, unacknowledged.
         await produce(producer, topics.assignments, *sent[6:10])
-        await eventually(lambda: count_rows(pool, unit.unit_id, 10))
+        await eventually(lambda: count_rows(pool, unit.unit, 10))
         async with unit_client(gw, unit, last_acked_seq=4) as (c, resume):
             assert (resume.after_seq, resume.last_seq) == (4, 10)
             shown += await c.jobs(6)
             await produce(producer, topics.assignments, sent[10])
             shown += await c.jobs(1)
             await c.send(type="ack", seq=11)
-            await eventually(lambda: stamped(pool, unit.unit_id, 11))
+            await eventually(lambda: stamped(pool, unit.unit, 11))
         # A client that lost its own record resumes from what the gateway recorded.
         async with unit_client(gw, unit, last_acked_seq=None) as (c, resume):
             assert (resume.after_seq, resume.last_seq) == (11, 11)
@@ -432,9 +404,8 @@ async def test_a_gateway_restart_loses_nothing_and_a_replay_repeats_nothing(
     producer: AIOKafkaProducer,
     group_id: str,
 ) -> None:
-    unit = await principal(pool, Role.GUARD, unit=True)
-    assert unit.unit_id is not None
-    sent = [job_for(unit.unit_id) for _ in range(8)]
+    unit = await make_caller(pool, Role.GUARD)
+    sent = [job_for(unit.unit) for _ in range(8)]
     async with (
         gateway(running_stack, pool, topics, group_id) as first,
         unit_client(first, unit) as (c, _),
@@ -442,7 +413,7 @@ async def test_a_gateway_restart_loses_nothing_and_a_replay_repeats_nothing(
         await produce(producer, topics.assignments, *sent[:3])
         shown = await c.jobs(3)
         await c.send(type="ack", seq=2)
-        await eventually(lambda: stamped(pool, unit.unit_id, 2))
+        await eventually(lambda: stamped(pool, unit.unit, 2))
         await first.stop()
         with pytest.raises(ConnectionClosed) as closed:
             await c.frame()
@@ -463,7 +434,7 @@ async def test_a_gateway_restart_loses_nothing_and_a_replay_repeats_nothing(
         await c.nothing_more()
     assert seqs(shown[:2] + resumed) == list(range(1, 9))
     assert ids(shown[:2] + resumed) == [a.assignment_id for a in sent]
-    rows = await outbox(pool, unit.unit_id)
+    rows = await outbox(pool, unit.unit)
     assert [(r["seq"], r["assignment_id"]) for r in rows] == [
         (i + 1, a.assignment_id) for i, a in enumerate(sent)
     ]
@@ -480,10 +451,9 @@ async def test_a_unit_answers_its_own_jobs_and_no_other_units(
     producer: AIOKafkaProducer,
     group_id: str,
 ) -> None:
-    owner = await principal(pool, Role.PATROL, unit=True)
-    intruder = await principal(pool, Role.PATROL, unit=True)
-    assert owner.unit_id is not None
-    job = job_for(owner.unit_id)
+    owner = await make_caller(pool, Role.PATROL)
+    intruder = await make_caller(pool, Role.PATROL)
+    job = job_for(owner.unit)
     async with (
         gateway(running_stack, pool, topics, group_id) as gw,
         unit_client(gw, owner) as (mine, _),
@@ -508,7 +478,7 @@ async def test_a_unit_answers_its_own_jobs_and_no_other_units(
         en_route = await mine.expect(OkFrame)
     events = await read_all(bootstrap, topics.responses, ResponseEvent)
     # Nothing of the intruder's: every event on the topic is the owner's.
-    assert {(e.unit_id, e.actor) for e in events} == {(owner.unit_id, owner.id)}
+    assert {(e.unit_id, e.actor) for e in events} == {(owner.unit, owner.id)}
     assert [(e.event_id, e.action) for e in events] == [
         (accept_id, ResponseAction.ACCEPT),
         (accept_id, ResponseAction.ACCEPT),
@@ -530,8 +500,8 @@ async def test_position_reports_reach_units_status_and_the_commander_within_the_
     topics: PushTopics,
     group_id: str,
 ) -> None:
-    unit = await principal(pool, Role.UNIT, unit=True)
-    commander = await principal(pool, Role.COMMANDER)
+    unit = await make_caller(pool, Role.UNIT)
+    commander = await make_caller(pool, Role.COMMANDER)
     async with (
         gateway(running_stack, pool, topics, group_id, rate_limit_per_minute=3) as gw,
         client(gw, commander.secret) as board,
@@ -555,12 +525,12 @@ async def test_position_reports_reach_units_status_and_the_commander_within_the_
     assert [r.event_id for r in reports] == [ok.event_id for ok in oks]
     first = reports[0]
     assert (first.unit_id, first.status, first.position) == (
-        unit.unit_id,
+        unit.unit,
         "available",
         Position(lat=31.69, lon=113.38, accuracy_m=8),
     )
     async with connection(pool) as conn:
-        entries = await history(conn, subject=f"unit:{unit.unit_id}")
+        entries = await history(conn, subject=f"unit:{unit.unit}")
     # A move is telemetry; only the changes of availability are audited.
     assert [(e.action, e.actor, e.detail["status"]) for e in entries] == [
         ("unit.status", unit.id, "available"),
@@ -571,10 +541,10 @@ async def test_position_reports_reach_units_status_and_the_commander_within_the_
 async def test_unknown_revoked_and_channel_less_principals_are_refused(
     running_stack: Settings, pool: asyncpg.Pool, topics: PushTopics, group_id: str
 ) -> None:
-    unit = await principal(pool, Role.PATROL, unit=True)
-    revoked = await principal(pool, Role.PATROL, unit=True)
-    sensor = await principal(pool, Role.SENSOR)
-    admin = await principal(pool, Role.ADMIN)
+    unit = await make_caller(pool, Role.PATROL)
+    revoked = await make_caller(pool, Role.PATROL)
+    sensor = await make_caller(pool, Role.SENSOR)
+    admin = await make_caller(pool, Role.ADMIN)
     async with connection(pool) as conn:
         await revoke_token(conn, token_id=revoked.token_id, actor=ACTOR)
     async with gateway(running_stack, pool, topics, group_id) as gw:
@@ -599,7 +569,7 @@ async def test_unknown_revoked_and_channel_less_principals_are_refused(
                 assert closed.value.rcvd.code == PushClose.UNAUTHORIZED
         async with client(gw, None) as c:
             await c.send(type="auth", token=unit.secret)
-            assert (await c.expect(WelcomeFrame)).unit_id == unit.unit_id
+            assert (await c.expect(WelcomeFrame)).unit_id == unit.unit
             await c.send(type="hello", last_acked_seq=0)
             assert await c.expect(ResumeFrame) == ResumeFrame(after_seq=0, last_seq=0)
 
@@ -623,11 +593,11 @@ async def test_a_slow_client_is_dropped_while_the_others_keep_receiving(
     producer: AIOKafkaProducer,
     group_id: str,
 ) -> None:
-    slow = await principal(pool, Role.PATROL, unit=True)
-    fast = await principal(pool, Role.PATROL, unit=True)
+    slow = await make_caller(pool, Role.PATROL)
+    fast = await make_caller(pool, Role.PATROL)
     bulky = "大" * 200  # 600 bytes of summary per job: the slow client's buffers fill sooner
-    slow_jobs = [job_for(slow.unit_id, summary=bulky) for _ in range(400)]
-    fast_jobs = [job_for(fast.unit_id) for _ in range(40)]
+    slow_jobs = [job_for(slow.unit, summary=bulky) for _ in range(400)]
+    fast_jobs = [job_for(fast.unit) for _ in range(40)]
     async with gateway(running_stack, pool, topics, group_id, push_queue_limit=4) as gw:
         # The slow client stops reading after its hello; the library stops reading the socket
         # once one frame waits (max_queue=1), so the gateway's writes back up.
@@ -644,7 +614,7 @@ async def test_a_slow_client_is_dropped_while_the_others_keep_receiving(
 
             # Its socket is full now; jobs keep coming for it until it is dropped.
             async def dropped() -> bool:
-                slow_jobs.append(job_for(slow.unit_id))
+                slow_jobs.append(job_for(slow.unit))
                 await produce(producer, topics.assignments, slow_jobs[-1])
                 await asyncio.sleep(0.1)
                 return gw.hub.drops[PushClose.TOO_SLOW] == 1
@@ -654,10 +624,10 @@ async def test_a_slow_client_is_dropped_while_the_others_keep_receiving(
             assert 0 < len(got) < len(slow_jobs)
             assert seqs(got) == list(range(1, len(got) + 1))
             # The others were not held up: the fast client still gets its jobs at once.
-            late = job_for(fast.unit_id)
+            late = job_for(fast.unit)
             await produce(producer, topics.assignments, late)
             assert ids(await c.jobs(1)) == [late.assignment_id]
-        await eventually(lambda: count_rows(pool, slow.unit_id, len(slow_jobs)))
+        await eventually(lambda: count_rows(pool, slow.unit, len(slow_jobs)))
         # It reconnects and resumes from what it has.
         async with unit_client(gw, slow, last_acked_seq=len(got)) as (again, resume):
             assert (resume.after_seq, resume.last_seq) == (len(got), len(slow_jobs))
@@ -695,8 +665,7 @@ def change_at(enterprise_id: str | None) -> IncidentStateChange:
     )
 
 
-def by_id(change: IncidentStateChange) -> uuid.UUID:
-    return change.event_id
+ONE_PARTITION = b"board-test"
 
 
 async def test_a_desk_sees_its_own_enterprise_and_the_commander_sees_everything(
@@ -707,10 +676,12 @@ async def test_a_desk_sees_its_own_enterprise_and_the_commander_sees_everything(
     group_id: str,
 ) -> None:
     ent_a, ent_b = f"ent-a-{uuid.uuid4().hex[:8]}", f"ent-b-{uuid.uuid4().hex[:8]}"
-    desk_a = await principal(pool, Role.DESK, enterprise=ent_a)
-    desk_b = await principal(pool, Role.DESK, enterprise=ent_b)
-    commander = await principal(pool, Role.COMMANDER)
+    desk_a = await make_caller(pool, Role.DESK, enterprise_id=ent_a)
+    desk_b = await make_caller(pool, Role.DESK, enterprise_id=ent_b)
+    commander = await make_caller(pool, Role.COMMANDER)
+    # The last change of each enterprise marks the end of what its desk may see.
     changes = [change_at(ent_a), change_at(ent_b), change_at(None), change_at(ent_a)]
+    changes += [change_at(ent_b), change_at(ent_a)]
     async with (
         gateway(running_stack, pool, topics, group_id) as gw,
         client(gw, desk_a.secret) as a,
@@ -723,17 +694,164 @@ async def test_a_desk_sees_its_own_enterprise_and_the_commander_sees_everything(
             ("desk", ent_b),
             ("commander", None),
         ]
-        await produce(producer, topics.incidents_state, *changes)
-        everything = [(await cmd.expect(IncidentFrame)).change for _ in changes]
-        assert {c.event_id for c in everything} == {c.event_id for c in changes}
-        # Keyed by incident, so two incidents' changes may come in either order.
-        own = [(await a.expect(IncidentFrame)).change for _ in range(2)]
-        assert sorted(own, key=by_id) == sorted([changes[0], changes[3]], key=by_id)
-        assert (await b.expect(IncidentFrame)).change == changes[1]
-        await a.nothing_more()
-        await b.nothing_more()
-        await cmd.send(type="command", action="cancel", incident_id=changes[0].incident_id, ref="c")
-        assert (await cmd.expect(ErrorFrame)).code == ErrorCode.NOT_IMPLEMENTED
-        for frame in ({"type": "command", "action": "cancel"}, {"type": "hello"}):
+        # On one partition the feed reads them in this order and fans each out to every
+        # board before the next, so a change a desk should not see would come before its
+        # enterprise's last one: no waiting for "nothing" is needed.
+        await produce(producer, topics.incidents_state, *changes, key=ONE_PARTITION)
+        assert [(await cmd.expect(IncidentFrame)).change for _ in changes] == changes
+        assert [(await a.expect(IncidentFrame)).change for _ in range(3)] == [
+            changes[0],
+            changes[3],
+            changes[5],
+        ]
+        assert [(await b.expect(IncidentFrame)).change for _ in range(2)] == [
+            changes[1],
+            changes[4],
+        ]
+        for frame in (command("cancel", changes[0].incident_id), {"type": "hello"}):
             await a.send(**frame)
             assert (await a.expect(ErrorFrame)).code == ErrorCode.WRONG_CHANNEL
+
+
+# -- commander commands -------------------------------------------------------------------------
+
+
+def command(action: str, incident_id: uuid.UUID, **fields: Any) -> dict[str, Any]:
+    """Return a command frame with a fresh command id."""
+    return {
+        "type": "command",
+        "command_id": uuid.uuid4(),
+        "action": action,
+        "incident_id": incident_id,
+        **fields,
+    }
+
+
+async def test_a_commanders_command_is_published_audited_and_then_answered(
+    running_stack: Settings,
+    bootstrap: str,
+    pool: asyncpg.Pool,
+    topics: PushTopics,
+    group_id: str,
+) -> None:
+    commander = await make_caller(pool, Role.COMMANDER)
+    desk = await make_caller(pool, Role.DESK, enterprise_id=enterprise())
+    unit = await make_caller(pool, Role.PATROL)
+    incident = uuid.uuid4()
+    reassign = command(
+        "reassign", incident, unit_id="patrol-xihe-2", from_unit_id="patrol-cd-1", ref="c-1"
+    )
+    cancel = command("cancel", incident, reason="false alarm", ref="c-2")
+    async with (
+        gateway(running_stack, pool, topics, group_id, rate_limit_per_minute=3) as gw,
+        client(gw, commander.secret) as cmd,
+        client(gw, desk.secret) as board,
+        unit_client(gw, unit) as (handheld, _),
+    ):
+        assert (await cmd.expect(WelcomeFrame)).channel == "commander"
+        assert (await board.expect(WelcomeFrame)).channel == "desk"
+        reassign_id = command_event_id(commander.id, reassign["command_id"])
+        for _ in range(2):  # sent twice (a lost ok): the same event
+            await cmd.send(**reassign)
+            ok = await cmd.expect(OkFrame)
+            assert (ok.of, ok.ref, ok.event_id) == ("command", "c-1", reassign_id)
+        # Refused before it counts against the rate or reaches Kafka, naming the field.
+        await cmd.send(**command("reassign", incident, unit_id="patrol-xihe-2", ref="bad"))
+        bad = await cmd.expect(ErrorFrame)
+        assert (bad.code, bad.ref, [e.field for e in bad.errors]) == (
+            ErrorCode.BAD_FRAME,
+            "bad",
+            ["from_unit_id"],
+        )
+        await cmd.send(**command("close", incident, command_id="c-3", ref="c-3"))
+        assert [e.field for e in (await cmd.expect(ErrorFrame)).errors] == ["command_id"]
+        await cmd.send(**cancel)
+        cancelled = await cmd.expect(OkFrame)
+        # Commands count against the principal's rate like every other message.
+        await cmd.send(**command("close", incident, ref="c-4"))
+        limited = await cmd.expect(ErrorFrame)
+        assert (limited.code, limited.ref) == (ErrorCode.RATE_LIMITED, "c-4")
+        # Nobody else may command, whatever the frame says.
+        for other in (board, handheld):
+            await other.send(**command("cancel", incident, ref="not-mine"))
+            refused = await other.expect(ErrorFrame)
+            assert (refused.code, refused.ref) == (ErrorCode.WRONG_CHANNEL, "not-mine")
+    published = await read_keyed(bootstrap, topics.commands, CommanderCommand)
+    assert [(key, c.event_id, c.action) for key, c in published] == [
+        (str(incident).encode(), reassign_id, CommanderAction.REASSIGN),
+        (str(incident).encode(), reassign_id, CommanderAction.REASSIGN),
+        (str(incident).encode(), cancelled.event_id, CommanderAction.CANCEL),
+    ]
+    assert {c.actor for _, c in published} == {commander.id}
+    first = published[0][1]
+    assert (first.unit_id, first.from_unit_id) == ("patrol-xihe-2", "patrol-cd-1")
+    assert published[2][1].reason == "false alarm"
+    async with connection(pool) as conn:
+        entries = await history(conn, subject=f"incident:{incident}")
+    assert [(e.action, e.actor, e.detail["event_id"]) for e in entries] == [
+        ("incident.reassign", commander.id, str(reassign_id)),
+        ("incident.reassign", commander.id, str(reassign_id)),
+        ("incident.cancel", commander.id, str(cancelled.event_id)),
+    ]
+    assert entries[0].detail["command_id"] == str(reassign["command_id"])
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[KafkaBroker]:
+    """Return (unstarted) a Kafka broker of this test's own, which it may stop and restart."""
+    broker = KafkaBroker(
+        Settings(
+            state_dir=tmp_path / "state",
+            kafka_port=free_port(),
+            kafka_controller_port=free_port(),
+            kafka_heap="256m",
+        )
+    )
+    yield broker
+    broker.down(print)
+
+
+async def test_a_command_while_kafka_is_down_is_unavailable_and_a_resend_is_the_same_event(
+    running_stack: Settings, pool: asyncpg.Pool, group_id: str, own_broker: KafkaBroker
+) -> None:
+    # The launcher probes the broker with asyncio.run, so it runs off this event loop.
+    await asyncio.to_thread(own_broker.up, print)
+    bootstrap = own_broker.settings.local_kafka_bootstrap
+    names = PushTopics.with_prefix(f"t{uuid.uuid4().hex[:10]}.")
+    await ensure_topics(bootstrap, [TopicDecl(name, 1) for name in astuple(names)])
+    settings = running_stack.model_copy(update={"kafka_bootstrap": bootstrap})
+    commander = await make_caller(pool, Role.COMMANDER)
+    incident = uuid.uuid4()
+    cancel = command("cancel", incident, ref="c-1")
+    async with (
+        PushGateway(
+            settings, pool, topics=names, group_id=group_id, port=0, publish_timeout_s=2.0
+        ) as gw,
+        client(gw, commander.secret) as cmd,
+    ):
+        assert (await cmd.expect(WelcomeFrame)).channel == "commander"
+        await asyncio.to_thread(own_broker.down, print)
+        await cmd.send(**cancel)
+        down = await cmd.expect(ErrorFrame)
+        assert (down.code, down.ref) == (ErrorCode.UNAVAILABLE, "c-1")
+        async with connection(pool) as conn:
+            assert await history(conn, subject=f"incident:{incident}") == []
+
+        await asyncio.to_thread(own_broker.up, print)
+        # The client sends the same frame again until Kafka takes it.
+        while True:
+            await cmd.send(**cancel)
+            answer = await cmd.frame()
+            if isinstance(answer, OkFrame):
+                break
+            assert isinstance(answer, ErrorFrame), answer
+            assert answer.code == ErrorCode.UNAVAILABLE
+        event_id = command_event_id(commander.id, cancel["command_id"])
+        assert (answer.of, answer.ref, answer.event_id) == ("command", "c-1", event_id)
+    # The attempt that timed out may have been delivered once Kafka was back, next to the
+    # resend: either way one event, which the route stage applies once.
+    published = await read_keyed(bootstrap, names.commands, CommanderCommand)
+    assert {c.event_id for _, c in published} == {event_id}
+    async with connection(pool) as conn:
+        entries = await history(conn, subject=f"incident:{incident}")
+    assert [(e.action, e.actor) for e in entries] == [("incident.cancel", commander.id)]

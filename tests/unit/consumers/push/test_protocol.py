@@ -38,6 +38,7 @@ from dispatch.events import (
     AssignmentKind,
     AssignmentRole,
     Category,
+    CommanderAction,
     FieldError,
     IncidentState,
     IncidentStateChange,
@@ -117,12 +118,28 @@ def test_every_answer_but_ack_is_a_response_action() -> None:
     assert {a.as_response() for a in RespondAction} == set(ResponseAction) - {ResponseAction.ACK}
 
 
-def test_a_command_parses_whatever_it_carries_so_the_answer_can_be_not_implemented() -> None:
+def test_a_command_parses_into_its_frame() -> None:
+    incident, command_id = uuid.uuid4(), uuid.uuid4()
     frame = parse_client_frame(
-        '{"type": "command", "action": "assign", "unit_id": "u", "ref": "c"}'
+        json.dumps(
+            {
+                "type": "command",
+                "command_id": str(command_id),
+                "action": "assign",
+                "incident_id": str(incident),
+                "unit_id": "u",
+                "ref": "c",
+            }
+        )
     )
-    assert isinstance(frame, CommandFrame)
-    assert frame.ref == "c"
+    assert frame == CommandFrame(
+        type="command",
+        command_id=command_id,
+        action=CommanderAction.ASSIGN,
+        incident_id=incident,
+        unit_id="u",
+        ref="c",
+    )
 
 
 @pytest.mark.parametrize(
