@@ -229,12 +229,15 @@ class PushServer:
             enterprise_id=principal.enterprise_id,
             heartbeat_s=self._settings.push_heartbeat_s,
         )
-        await ws.send(welcome.model_dump_json(exclude_none=True))
         if channel is Channel.UNIT:
+            await ws.send(welcome.model_dump_json(exclude_none=True))
             await self._serve_unit(ws, principal)
             return
         limit = self._settings.push_queue_limit
         board = Session(ws, principal, channel, queue_limit=limit, on_drop=self._hub.on_drop)
+        # Queued, not sent: the writer sends it once the board is in the fan-out, so a client
+        # that has its welcome misses no change the feed reads after that.
+        board.offer_text(welcome.model_dump_json(exclude_none=True))
         await self._serve(board, self._on_board_frame)
 
     async def _serve(
