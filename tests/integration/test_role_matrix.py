@@ -1,0 +1,400 @@
+"""The role matrix over real HTTP and websockets: every role tries every action, and each
+(role, action) cell is asserted, refusals and allowed cases alike.
+
+One intake API and one push gateway serve the whole module, on a fresh schema and fresh
+topics. Desk A's enterprise has raised one alarm, and a patrol and a guard each have one job
+in the outbox; the cases act on those. See docs/auth.md for the matrix as the policy states it
+and docs/protocol.md, docs/intake.md for how each service answers a refusal.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import astuple, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from consumers.auth import Role
+from consumers.intake import build_app
+from consumers.push import PushGateway, PushTopics
+from consumers.push.protocol import (
+    ErrorCode,
+    ErrorFrame,
+    IncidentFrame,
+    JobFrame,
+    OkFrame,
+    ResumeFrame,
+    UnitStatusFrame,
+    WelcomeFrame,
+)
+from dispatch.events import (
+    Assignment,
+    AssignmentKind,
+    AssignmentRole,
+    Category,
+    IncidentState,
+    IncidentStateChange,
+    IncidentTiming,
+    Position,
+    Priority,
+)
+from dispatch.settings import Settings
+from infra.topics import TopicDecl, ensure_topics
+from tests.integration.principals import (
+    Caller,
+    disabled_caller,
+    enterprise,
+    fresh_store,
+    make_caller,
+    revoked_caller,
+)
+from tests.integration.test_intake_api import serving, started_producer
+from tests.integration.test_push_gateway import Client, produce
+
+ENT_A = enterprise()
+ENT_B = enterprise()
+ALARM = {"text": "仓库门口有人打架 / two men fighting at the warehouse gate"}
+LIMIT = 10_000  # per minute: the matrix is about roles, not rates
+
+
+@dataclass(frozen=True)
+class World:
+    """The running services, everyone's credentials, and the data the cases act on."""
+
+    http: httpx.AsyncClient
+    gateway: PushGateway
+    producer: AIOKafkaProducer
+    topics: PushTopics
+    callers: dict[str, Caller | None]  # None: presents no token at all
+    alarm_id: uuid.UUID  # raised by desk A at its enterprise
+    patrol_job: Assignment
+    guard_job: Assignment
+
+    @property
+    def url(self) -> str:
+        """Return the gateway's websocket URL."""
+        return f"ws://127.0.0.1:{self.gateway.port}/"
+
+
+def job_for(unit_id: str) -> Assignment:
+    """Return a fresh assignment for a unit, dispatched now."""
+    now = datetime.now(UTC)
+    return Assignment(
+        assignment_id=uuid.uuid4(),
+        incident_id=uuid.uuid4(),
+        unit_id=unit_id,
+        kind=AssignmentKind.ASSIGNMENT,
+        role=AssignmentRole.PRIMARY,
+        attempt=1,
+        priority=Priority.P2,
+        category=Category.FIGHT,
+        position=Position(lat=31.70, lon=113.40),
+        dispatched_at=now,
+        ack_deadline=now + timedelta(minutes=1),
+        summary="P2 fight",
+    )
+
+
+def unknown_token() -> Caller:
+    """Return a caller with a well-formed token that was never issued."""
+    return Caller("nobody", Role.DESK, uuid.uuid4(), f"dsp_{secrets.token_urlsafe(32)}")
+
+
+async def everyone(pool: asyncpg.Pool) -> dict[str, Caller | None]:
+    """Store one principal of every kind the matrix needs."""
+    return {
+        "desk A": await make_caller(pool, Role.DESK, enterprise_id=ENT_A),
+        "desk B": await make_caller(pool, Role.DESK, enterprise_id=ENT_B),
+        "guard": await make_caller(pool, Role.GUARD, enterprise_id=ENT_A),
+        "patrol": await make_caller(pool, Role.PATROL),
+        "unit": await make_caller(pool, Role.UNIT),
+        "sensor": await make_caller(pool, Role.SENSOR, enterprise_id=ENT_A),
+        "hotline": await make_caller(pool, Role.SENSOR),
+        "commander": await make_caller(pool, Role.COMMANDER),
+        "admin": await make_caller(pool, Role.ADMIN),
+        "revoked": await revoked_caller(pool),
+        "disabled": await disabled_caller(pool),
+        "no token": None,
+        "bad token": unknown_token(),
+    }
+
+
+async def stored_job(url: str, who: Caller) -> JobFrame:
+    """Connect as a unit and wait for its first job: then it is in the outbox."""
+    async with connect(url, additional_headers=who.headers, proxy=None) as ws:
+        c = Client(ws)
+        await c.expect(WelcomeFrame)
+        await c.send(type="hello", last_acked_seq=0)
+        await c.expect(ResumeFrame)
+        return await c.expect(JobFrame)
+
+
+@pytest.fixture(scope="module")
+async def world(running_stack: Settings, bootstrap: str, postgres_url: str) -> AsyncIterator[World]:
+    """Run intake and the gateway for the module, with the cast and their data."""
+    topics = PushTopics.with_prefix(f"t{uuid.uuid4().hex[:10]}.")
+    alarms_topic = f"t.alarms.raw.{uuid.uuid4().hex[:12]}"
+    await ensure_topics(
+        bootstrap, [TopicDecl(name, 2) for name in (*astuple(topics), alarms_topic)]
+    )
+    settings = running_stack.model_copy(update={"rate_limit_per_minute": LIMIT})
+    async with (
+        fresh_store(postgres_url) as pool,
+        started_producer(bootstrap) as producer,
+        serving(build_app(settings, producer=producer, pool=pool, topic=alarms_topic)) as url,
+        httpx.AsyncClient(base_url=url, timeout=60.0) as http,
+        PushGateway(
+            settings, pool, topics=topics, group_id=f"g.{uuid.uuid4().hex[:12]}", port=0
+        ) as gateway,
+    ):
+        callers = await everyone(pool)
+        desk_a, patrol, guard = (callers[name] for name in ("desk A", "patrol", "guard"))
+        assert desk_a is not None
+        assert patrol is not None
+        assert guard is not None
+        raised = await http.post("/v1/alarms", json=ALARM, headers=desk_a.headers)
+        assert raised.status_code == 202, raised.text
+        jobs = job_for(patrol.unit), job_for(guard.unit)
+        await produce(producer, topics.assignments, *jobs)
+        ws_url = f"ws://127.0.0.1:{gateway.port}/"
+        assert (await stored_job(ws_url, patrol)).assignment == jobs[0]
+        assert (await stored_job(ws_url, guard)).assignment == jobs[1]
+        yield World(
+            http=http,
+            gateway=gateway,
+            producer=producer,
+            topics=topics,
+            callers=callers,
+            alarm_id=uuid.UUID(raised.json()["alarm_id"]),
+            patrol_job=jobs[0],
+            guard_job=jobs[1],
+        )
+
+
+# -- the actions --------------------------------------------------------------------------------
+
+Outcome = int | str
+Action = Callable[[World, Caller | None], Awaitable[Outcome]]
+Then = Callable[[Client, WelcomeFrame], Awaitable[str]]
+
+
+def headers_of(who: Caller | None) -> dict[str, str]:
+    return who.headers if who is not None else {}
+
+
+async def raise_own(world: World, who: Caller | None) -> Outcome:
+    """Raise an alarm at the caller's own enterprise (or at none)."""
+    response = await world.http.post("/v1/alarms", json=ALARM, headers=headers_of(who))
+    return response.status_code
+
+
+async def raise_elsewhere(world: World, who: Caller | None) -> Outcome:
+    """Raise an alarm at an enterprise that is nobody's here."""
+    body = ALARM | {"enterprise_id": enterprise()}
+    response = await world.http.post("/v1/alarms", json=body, headers=headers_of(who))
+    return response.status_code
+
+
+async def read_desk_a_alarm(world: World, who: Caller | None) -> Outcome:
+    """Read the receipt of the alarm desk A raised at its enterprise."""
+    response = await world.http.get(f"/v1/alarms/{world.alarm_id}", headers=headers_of(who))
+    return response.status_code
+
+
+async def on_channel(world: World, who: Caller | None, first: dict[str, Any], then: Then) -> str:
+    """Connect as who and go on with then; a refusal is the outcome ("http 401", "close 4001").
+
+    Without a token the client sends `first` as its first frame, which must be refused.
+    """
+    try:
+        async with connect(world.url, additional_headers=headers_of(who), proxy=None) as ws:
+            c = Client(ws)
+            if who is None:
+                await c.send(**first)
+                assert (await c.expect(ErrorFrame)).code == ErrorCode.UNAUTHORIZED
+                with pytest.raises(ConnectionClosed) as closed:
+                    await c.frame()
+                assert closed.value.rcvd is not None
+                return f"close {closed.value.rcvd.code}"
+            return await then(c, await c.expect(WelcomeFrame))
+    except InvalidStatus as refused:
+        return f"http {refused.response.status_code}"
+
+
+async def answer(c: Client) -> str:
+    """Return the gateway's answer to the last frame: "ok" or the error code."""
+    while True:
+        frame = await c.frame()
+        if isinstance(frame, OkFrame):
+            return "ok"
+        if isinstance(frame, ErrorFrame):
+            return frame.code.value
+        # Jobs of a unit's backlog and board changes may come first.
+        assert isinstance(frame, JobFrame | IncidentFrame | UnitStatusFrame), frame
+
+
+def sending(frame: Callable[[World], dict[str, Any]]) -> Action:
+    """Return the action of sending one frame (a unit says hello first) and its answer."""
+
+    async def act(world: World, who: Caller | None) -> Outcome:
+        async def then(c: Client, welcome: WelcomeFrame) -> str:
+            if welcome.channel == "unit":
+                await c.send(type="hello", last_acked_seq=0)
+                await c.expect(ResumeFrame)
+            await c.send(**frame(world))
+            return await answer(c)
+
+        return await on_channel(world, who, frame(world), then)
+
+    return act
+
+
+async def connect_channel(world: World, who: Caller | None) -> Outcome:
+    """Open a websocket: the outcome is the channel the role gets."""
+
+    async def then(c: Client, welcome: WelcomeFrame) -> str:
+        assert who is not None
+        assert welcome.principal_id == who.id
+        return welcome.channel.value
+
+    return await on_channel(world, who, {"type": "hello"}, then)
+
+
+async def open_unit_channel(world: World, who: Caller | None) -> Outcome:
+    """Send hello, which starts the unit channel: resume, or an error."""
+
+    async def then(c: Client, _: WelcomeFrame) -> str:
+        await c.send(type="hello", last_acked_seq=0)
+        frame = await c.frame()
+        if isinstance(frame, ResumeFrame):
+            return "resume"
+        assert isinstance(frame, ErrorFrame), frame
+        return frame.code.value
+
+    return await on_channel(world, who, {"type": "hello"}, then)
+
+
+def change_at(enterprise_id: str | None) -> IncidentStateChange:
+    """Return a dispatched state change of a fresh incident at an enterprise (or none)."""
+    now = datetime.now(UTC)
+    return IncidentStateChange(
+        event_id=uuid.uuid4(),
+        incident_id=uuid.uuid4(),
+        state=IncidentState.DISPATCHED,
+        actor="system",
+        at=now,
+        priority=Priority.P2,
+        category=Category.FIGHT,
+        enterprise_id=enterprise_id,
+        timing=IncidentTiming(received_at=now, dispatched_at=now),
+    )
+
+
+async def watch_desk_a_incident(world: World, who: Caller | None) -> Outcome:
+    """Watch the board while an incident at desk A's enterprise changes: seen or hidden."""
+
+    async def then(c: Client, welcome: WelcomeFrame) -> str:
+        if welcome.channel == "unit":
+            return "no board"  # a unit channel carries the unit's jobs, never incidents
+        assert who is not None
+        # One key, so one partition: the feed fans the first out before the marker, which is
+        # at the watcher's own enterprise (or none, for the commander) and so always seen.
+        watched, marker = change_at(ENT_A), change_at(who.enterprise_id)
+        await produce(world.producer, world.topics.incidents_state, watched, marker, key=b"matrix")
+        seen: set[uuid.UUID] = set()
+        while marker.event_id not in seen:
+            frame = await c.frame()
+            if isinstance(frame, IncidentFrame):
+                seen.add(frame.change.event_id)
+        return "sees" if watched.event_id in seen else "hidden"
+
+    return await on_channel(world, who, {"type": "hello"}, then)
+
+
+ACTIONS: dict[str, Action] = {
+    "raise alarm, own enterprise": raise_own,
+    "raise alarm, another enterprise": raise_elsewhere,
+    "read desk A's alarm": read_desk_a_alarm,
+    "connect": connect_channel,
+    "open the unit channel": open_unit_channel,
+    "accept the patrol's job": sending(
+        lambda w: {
+            "type": "respond",
+            "assignment_id": w.patrol_job.assignment_id,
+            "action": "accept",
+        }
+    ),
+    "decline the guard's job": sending(
+        lambda w: {
+            "type": "respond",
+            "assignment_id": w.guard_job.assignment_id,
+            "action": "decline",
+            "reason": "not ours",
+        }
+    ),
+    "report a position": sending(
+        lambda _: {"type": "position", "lat": 31.69, "lon": 113.38, "status": "available"}
+    ),
+    "command": sending(
+        lambda _: {
+            "type": "command",
+            "command_id": uuid.uuid4(),
+            "action": "cancel",
+            "incident_id": uuid.uuid4(),
+        }
+    ),
+    "watch desk A's incident": watch_desk_a_incident,
+}
+
+# What each role gets for each action, in the order of ACTIONS. HTTP answers are statuses; a
+# websocket refused at the handshake is "http <status>", one refused at its first frame (no
+# token) "close <code>"; otherwise the channel, "resume", "ok", an error code, or what a board
+# shows of desk A's incident.
+WRONG = "wrong_channel"
+NOT_ITS = "unknown_assignment"  # the same answer for another unit's job as for no job
+NO_BOARD = "no board"
+H401, H403 = "http 401", "http 403"
+EXPECTED: dict[str, tuple[Outcome, ...]] = {
+    # raise own, raise at another, read A's alarm, connect, hello, accept the patrol's job,
+    # decline the guard's job, position, command, watch A's incident
+    "desk A": (202, 403, 200, "desk", WRONG, WRONG, WRONG, WRONG, WRONG, "sees"),
+    "desk B": (202, 403, 404, "desk", WRONG, WRONG, WRONG, WRONG, WRONG, "hidden"),
+    # A guard bound to desk A's enterprise raises only there, and reads only its own alarms.
+    "guard": (202, 403, 404, "unit", "resume", NOT_ITS, "ok", "ok", WRONG, NO_BOARD),
+    "patrol": (403, 403, 403, "unit", "resume", "ok", NOT_ITS, "ok", WRONG, NO_BOARD),
+    "unit": (403, 403, 403, "unit", "resume", NOT_ITS, NOT_ITS, "ok", WRONG, NO_BOARD),
+    "sensor": (202, 403, 404, H403, H403, H403, H403, H403, H403, H403),
+    # The hotline is a sensor bound to no enterprise: it raises anywhere.
+    "hotline": (202, 202, 404, H403, H403, H403, H403, H403, H403, H403),
+    # The policy lets a commander answer for a unit, but the gateway takes no respond or
+    # position on the commander channel (docs/protocol.md, "Not done yet").
+    "commander": (202, 202, 200, "commander", WRONG, WRONG, WRONG, WRONG, "ok", "sees"),
+    "admin": (403, 403, 403, H403, H403, H403, H403, H403, H403, H403),
+    "revoked": (401, 401, 401, H401, H401, H401, H401, H401, H401, H401),
+    "disabled": (401, 401, 401, H401, H401, H401, H401, H401, H401, H401),
+    "no token": (401, 401, 401, *("close 4001",) * 7),
+    "bad token": (401, 401, 401, H401, H401, H401, H401, H401, H401, H401),
+}
+CASES = [
+    pytest.param(role, action, outcomes[i], id=f"{role} | {action}")
+    for role, outcomes in EXPECTED.items()
+    for i, action in enumerate(ACTIONS)
+]
+
+
+def test_the_table_has_a_cell_for_every_role_and_action() -> None:
+    assert {len(outcomes) for outcomes in EXPECTED.values()} == {len(ACTIONS)}
+
+
+@pytest.mark.parametrize(("role", "action", "expected"), CASES)
+async def test_role_matrix(world: World, role: str, action: str, expected: Outcome) -> None:
+    assert await ACTIONS[action](world, world.callers[role]) == expected
