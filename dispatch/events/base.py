@@ -24,6 +24,10 @@ class EventModel(BaseModel):
 
 
 def _to_utc_millis(value: datetime) -> datetime:
+    if value.tzinfo is UTC:
+        # The common case (our own clocks, values already checked): only truncate.
+        us = value.microsecond
+        return value if us % 1000 == 0 else value.replace(microsecond=us - us % 1000)
     if value.tzinfo is None or value.utcoffset() is None:
         raise PydanticCustomError(
             "timezone_required",

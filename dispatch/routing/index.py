@@ -11,7 +11,7 @@ from functools import lru_cache
 # h3 ships no type hints (pyproject lets mypy treat it as Any): values are converted on use.
 from h3.api import basic_int as h3
 
-from dispatch.events import Position
+from dispatch.events import Position, UnitAvailability
 from dispatch.routing.eta import distance_m, haversine_m
 from dispatch.routing.units import UnitRecord
 
@@ -22,16 +22,36 @@ DEFAULT_RESOLUTION = 7
 # cell that is measured: 10 % slack keeps the covered radius a true lower bound.
 _SLACK = 0.9
 
-BucketKey = tuple[str, str]
-_ALL: BucketKey = ("all", "")
+# (dimension, value, available units only). Every positioned unit is filed under all units,
+# its kind and each capability; an available one under the same keys for available units too,
+# so a search for a free unit never walks rings of busy ones (with every capable unit busy, it
+# ends at once instead of widening until it has met them all).
+BucketKey = tuple[str, str, bool]
 
 
-def _capability_key(capability: str) -> BucketKey:
-    return ("capability", capability)
+def _all_key(available: bool) -> BucketKey:
+    return ("all", "", available)
 
 
-def _kind_key(kind: str) -> BucketKey:
-    return ("kind", kind)
+def _capability_key(capability: str, available: bool) -> BucketKey:
+    return ("capability", capability, available)
+
+
+def _kind_key(kind: str, available: bool) -> BucketKey:
+    return ("kind", kind, available)
+
+
+def _keys(record: UnitRecord) -> tuple[BucketKey, ...]:
+    flags = (False, True) if record.availability is UnitAvailability.AVAILABLE else (False,)
+    return tuple(
+        key
+        for available in flags
+        for key in (
+            _all_key(available),
+            _kind_key(record.kind, available),
+            *(_capability_key(c, available) for c in sorted(record.capabilities)),
+        )
+    )
 
 
 @lru_cache(maxsize=8192)
@@ -96,11 +116,7 @@ class UnitIndex:
         if record.position is None:
             return
         cell = int(h3.latlng_to_cell(record.position.lat, record.position.lon, self.resolution))
-        keys = (
-            _ALL,
-            _kind_key(record.kind),
-            *(_capability_key(c) for c in sorted(record.capabilities)),
-        )
+        keys = _keys(record)
         self._placed[record.unit_id] = (cell, keys)
         for key in keys:
             self._cells.setdefault(key, {}).setdefault(cell, {})[record.unit_id] = record
@@ -148,10 +164,11 @@ class UnitIndex:
         max_radius_m: float,
         capabilities: Iterable[str] = (),
         kind: str | None = None,
+        available_only: bool = False,
     ) -> Iterator[RingScan]:
         """Yield positioned units ring by ring outwards until max_radius_m is fully searched."""
         needed = frozenset(capabilities)
-        key = self._smallest_bucket(needed, kind)
+        key = self._smallest_bucket(needed, kind, available_only)
         size = self._sizes[key]
         if size == 0:
             return
@@ -186,21 +203,28 @@ class UnitIndex:
         *,
         capabilities: Iterable[str] = (),
         kind: str | None = None,
+        available_only: bool = False,
     ) -> Iterator[UnitRecord]:
         """Yield every positioned unit within radius_m (great-circle) of position."""
         for scan in self.nearest_rings(
-            position, max_radius_m=radius_m, capabilities=capabilities, kind=kind
+            position,
+            max_radius_m=radius_m,
+            capabilities=capabilities,
+            kind=kind,
+            available_only=available_only,
         ):
             for unit in scan.units:
                 # Filed units always have a position; the check keeps mypy and readers sure.
                 if unit.position is not None and distance_m(unit.position, position) <= radius_m:
                     yield unit
 
-    def _smallest_bucket(self, capabilities: frozenset[str], kind: str | None) -> BucketKey:
+    def _smallest_bucket(
+        self, capabilities: frozenset[str], kind: str | None, available: bool
+    ) -> BucketKey:
         # Scan the rarest bucket that every match must be in, and filter by the rest.
-        keys = [_capability_key(c) for c in capabilities]
+        keys = [_capability_key(c, available) for c in capabilities]
         if kind is not None:
-            keys.append(_kind_key(kind))
+            keys.append(_kind_key(kind, available))
         if not keys:
-            return _ALL
+            return _all_key(available)
         return min(keys, key=lambda key: (self._sizes[key], key))

@@ -202,6 +202,7 @@ def _best_by_rings(
         rules.request.position,
         max_radius_m=rules.policy.max_search_radius_m,
         capabilities=rules.request.required_capabilities,
+        available_only=True,
     ):
         for unit in scan.units:
             if unit.unit_id in taken or not rules.eligible(unit):
@@ -235,7 +236,9 @@ def route(
     primaries.extend(_best_by_rings(index, rules, taken, request.units_needed - len(primaries)))
     guards: Iterable[UnitRecord] = ()
     if rules.wants_mutual_aid():
-        guards = index.nearby(request.position, policy.mutual_aid_radius_m, kind=UnitKind.GUARD)
+        guards = index.nearby(
+            request.position, policy.mutual_aid_radius_m, kind=UnitKind.GUARD, available_only=True
+        )
     taken = {c.unit_id for c in primaries}
     return rules.decide(primaries, rules.mutual_aid(guards, taken))
 

@@ -48,12 +48,25 @@ def _cross(o: Vertex, a: Vertex, b: Vertex) -> float:
 
 
 def _on_segment(p: Vertex, a: Vertex, b: Vertex) -> bool:
-    length = math.dist(a, b)
-    if abs(_cross(a, b, p)) > _ON_EDGE_DEG * max(length, _ON_EDGE_DEG):
-        return False
-    return (
+    # The box test first: it is cheap and rules out almost every edge.
+    if not (
         min(a[0], b[0]) - _ON_EDGE_DEG <= p[0] <= max(a[0], b[0]) + _ON_EDGE_DEG
         and min(a[1], b[1]) - _ON_EDGE_DEG <= p[1] <= max(a[1], b[1]) + _ON_EDGE_DEG
+    ):
+        return False
+    length = math.dist(a, b)
+    return abs(_cross(a, b, p)) <= _ON_EDGE_DEG * max(length, _ON_EDGE_DEG)
+
+
+def bounding_box(ring: Sequence[Vertex]) -> tuple[float, float, float, float]:
+    """Return (min lat, max lat, min lon, max lon) of the ring, widened by the edge tolerance."""
+    lats = [v[0] for v in ring]
+    lons = [v[1] for v in ring]
+    return (
+        min(lats) - _ON_EDGE_DEG,
+        max(lats) + _ON_EDGE_DEG,
+        min(lons) - _ON_EDGE_DEG,
+        max(lons) + _ON_EDGE_DEG,
     )
 
 

@@ -11,7 +11,14 @@ from pydantic import AfterValidator, Field, PrivateAttr, field_validator, model_
 from pydantic_core import PydanticCustomError
 
 from dispatch.events import Capability, EventModel, Identifier, Name, PlaceType, Position
-from dispatch.zone.geo import Vertex, open_ring, point_in_polygon, ring_centroid, ring_problem
+from dispatch.zone.geo import (
+    Vertex,
+    bounding_box,
+    open_ring,
+    point_in_polygon,
+    ring_centroid,
+    ring_problem,
+)
 from dispatch.zone.queries import NameIndex, normalize_name
 
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
@@ -168,6 +175,10 @@ class Zone(EventModel):
     _places: dict[str, Place] = PrivateAttr(default_factory=dict)
     _units: dict[str, Unit] = PrivateAttr(default_factory=dict)
     _names: NameIndex[Place] = PrivateAttr(default_factory=lambda: NameIndex(()))
+    # Each grid with its bounding box, so grid_at tests only the polygons that can hold a point.
+    _grid_boxes: list[tuple[tuple[float, float, float, float], Grid]] = PrivateAttr(
+        default_factory=list
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -178,6 +189,7 @@ class Zone(EventModel):
         self._places = {place.id: place for place in self.places}
         self._units = {unit.id: unit for unit in self.units}
         self._names = NameIndex(self.places)
+        self._grid_boxes = [(bounding_box(grid.polygon), grid) for grid in self.grids]
         return self
 
     def grid(self, grid_id: str) -> Grid:
@@ -194,7 +206,12 @@ class Zone(EventModel):
 
     def grid_at(self, position: Position) -> Grid | None:
         """Return the grid containing the position (first in file order), or None."""
-        return next((g for g in self.grids if point_in_polygon(position, g.polygon)), None)
+        lat, lon = position.lat, position.lon
+        for (lat_min, lat_max, lon_min, lon_max), grid in self._grid_boxes:
+            inside_box = lat_min <= lat <= lat_max and lon_min <= lon <= lon_max
+            if inside_box and point_in_polygon(position, grid.polygon):
+                return grid
+        return None
 
     def find_place_by_name(self, text: str) -> Place | None:
         """Return the place whose name or alias is the text, ignoring case and spaces."""

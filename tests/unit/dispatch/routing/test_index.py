@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import uuid
 from collections.abc import Iterable
@@ -305,3 +306,24 @@ def test_after_any_moves_and_removals_searches_see_only_the_latest_records(
             if capability in u.capabilities and distance_m(u.position or ZONE, query) <= radius
         }
         assert _ids(index.nearby(query, radius, capabilities={capability})) == expected
+
+
+def test_available_only_searches_free_units_and_ends_at_once_when_none_is_free() -> None:
+    index = UnitIndex()
+    busy = dataclasses.replace(_unit("p1", _at(100, 0)), availability=UnitAvailability.ASSIGNED)
+    index.upsert(busy)
+    index.upsert(_unit("p2", _at(9_000, 0)))
+    everyone = _ids(index.nearby(ZONE, 10_000))
+    free = _ids(index.nearby(ZONE, 10_000, available_only=True))
+    assert (everyone, free) == ({"p1", "p2"}, {"p2"})
+    # p2 goes busy too: no ring is walked at all, however wide the search.
+    p2 = index.get("p2")
+    assert p2 is not None
+    index.upsert(dataclasses.replace(p2, availability=UnitAvailability.BUSY))
+    assert list(index.nearest_rings(ZONE, max_radius_m=50_000, available_only=True)) == []
+    assert _ids(index.nearby(ZONE, 10_000)) == {"p1", "p2"}
+    # Free again: found again, and forgetting it empties the free buckets.
+    index.upsert(_unit("p2", _at(9_000, 0)))
+    assert _ids(index.nearby(ZONE, 10_000, available_only=True)) == {"p2"}
+    index.remove("p2")
+    assert list(index.nearest_rings(ZONE, max_radius_m=50_000, available_only=True)) == []
