@@ -30,6 +30,10 @@ def build_app(settings: Settings, *, app_id: str = APP_ID) -> faust.App:
         consumer_auto_offset_reset="earliest",
         # acks=all: a record is only considered written once every in-sync replica has it.
         producer_acks=-1,
+        # Let a produce request gather the records of a batch (streams.batching) for up to
+        # 5 ms instead of sending one request per record: measured +18-33 % through the
+        # pipeline (docs/benchmarks.md), for at most 5 ms more latency per hop.
+        producer_linger=0.005,
         # The design brief warns that exactly_once is unreliable in Faust: at-least-once plus
         # idempotent effects (deterministic ids, dedupe in tables) instead.
         processing_guarantee="at_least_once",

@@ -13,13 +13,11 @@ from dispatch.routing import RoutingPolicy
 from dispatch.settings import Settings
 from dispatch.zone import Zone, default_zone_path, load_zone
 from streams.app import APP_ID, build_app
-from streams.classify import ClassifyStage, register_classify
-from streams.route import RouteStage, register_route
+from streams.classify import ClassifyAgents, register_classify
+from streams.route import RouteAgents, register_route
+from streams.stages import DEFAULT_MERGE_WINDOW
 from streams.topics import Topics, bind_topics
 from streams.units_board import UnitBoard
-
-# Repeats of one place and kind within this time of the first alarm join its incident.
-DEFAULT_MERGE_WINDOW = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -28,8 +26,8 @@ class Pipeline:
 
     app: faust.App
     topics: Topics
-    classify: ClassifyStage
-    route: RouteStage
+    classify: ClassifyAgents
+    route: RouteAgents
     zone: Zone
 
 

@@ -40,6 +40,8 @@ class Topics:
     dead_letters: Any
     ticks: Any
     commands: Any
+    # Put before every catalog name (tests and benchmarks use fresh topics).
+    prefix: str = ""
 
 
 def bind_topics(app: faust.App, *, prefix: str = "") -> Topics:
@@ -67,4 +69,5 @@ def bind_topics(app: faust.App, *, prefix: str = "") -> Topics:
         dead_letters=topic(ALARMS_DLQ),
         ticks=topic(DISPATCH_TICKS),
         commands=topic(COMMANDER_COMMANDS),
+        prefix=prefix,
     )

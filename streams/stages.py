@@ -1,0 +1,357 @@
+"""The stages' work on one input record, free of any Kafka client.
+
+Each handler takes one input record (anything with `topic`, `partition`, `offset`, `key` and
+`value`: a Faust message or an aiokafka record), reads and writes its tables (mappings of
+bytes to JSON bytes) and queues the records it produces on an `Outbox`. Nothing here awaits:
+the driver decides how records are read and how the queued writes reach Kafka. The Faust
+agents (`streams.agents`) drive these handlers in batches; the pipeline benchmark drives the
+very same handlers from bare aiokafka loops, so the two are compared on identical work.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from dispatch.classify import Rules, classify
+from dispatch.events import (
+    ALARMS_CLASSIFIED,
+    ALARMS_DLQ,
+    ALARMS_LOCATED,
+    DISPATCH_ASSIGNMENTS,
+    DISPATCH_TICKS,
+    INCIDENTS_STATE,
+    UNITS_STATUS,
+    ClassifiedAlarm,
+    CommanderCommand,
+    DeadlineTick,
+    EventModel,
+    IncidentState,
+    IncidentStateChange,
+    IncidentTiming,
+    InvalidEvent,
+    LocatedAlarm,
+    RawAlarm,
+    ResponseEvent,
+    TopicSpec,
+    UnitAvailability,
+    UnitStatus,
+    decode,
+    encode,
+    key_of,
+)
+from dispatch.lifecycle import (
+    CommandRejected,
+    Effects,
+    Incident,
+    LifecyclePolicy,
+    ResponseRejected,
+    apply_command,
+    apply_response,
+    expire_deadlines,
+    merge_alarm,
+    open_incident,
+)
+from dispatch.lifecycle.transitions import SYSTEM, state_change
+from dispatch.locate import LocationUnresolved
+from dispatch.plan import assigned_units, plan_dispatch
+from dispatch.routing import RoutingPolicy
+from dispatch.triage import INCIDENT_NAMESPACE, OpenMerge, merge_into, provisional_incident_id
+from dispatch.triage import triage as triage_alarm
+from dispatch.zone import Zone
+from streams.dead_letters import dead_letter_for
+from streams.units_board import UnitBoard
+
+E = TypeVar("E", bound=EventModel)
+
+TICK_NAMESPACE = uuid.UUID("8e2b5c71-0a4f-4d93-b6e8-1f7c9d2a3b40")
+
+# Repeats of one place and kind within this time of the first alarm join its incident.
+DEFAULT_MERGE_WINDOW = timedelta(minutes=10)
+
+# A table of a stage: a Faust table in the worker, a dict in the benchmark's bare loops.
+Table = MutableMapping[bytes, Any]
+
+
+class Outbox(Protocol):
+    """Where a handler queues the records it produces, in order."""
+
+    def send(self, topic: TopicSpec[Any], key: bytes, value: bytes) -> None:
+        """Queue one record for the catalog topic `topic`."""
+
+
+@dataclass
+class Queued:
+    """An outbox that keeps the records in a list, for a driver to write after the batch."""
+
+    records: list[tuple[TopicSpec[Any], bytes, bytes]] = field(default_factory=list)
+
+    def send(self, topic: TopicSpec[Any], key: bytes, value: bytes) -> None:
+        """Queue one record."""
+        self.records.append((topic, key, value))
+
+
+def decoded(model: type[E], record: Any, out: Outbox, *, stage: str) -> E | None:
+    """Return the record's value as model, or dead-letter the record and return None."""
+    try:
+        return decode(model, record.value if isinstance(record.value, bytes) else b"")
+    except InvalidEvent as exc:
+        dead_letter(out, record, stage=stage, reason=str(exc), errors=tuple(exc.errors))
+        return None
+
+
+def dead_letter(out: Outbox, record: Any, *, stage: str, reason: str, errors: Any = ()) -> None:
+    """Queue the record for the dead-letter topic with the reason and its original bytes."""
+    letter = dead_letter_for(record, stage=stage, reason=reason, errors=errors)
+    out.send(ALARMS_DLQ, key_of(letter), encode(letter))
+
+
+@dataclass
+class Classifier:
+    """Stage 1a: classify and locate a raw alarm; key it by its merge key."""
+
+    zone: Zone
+    rules: Rules
+
+    def alarm(self, record: Any, out: Outbox, now: datetime) -> None:
+        """Handle one `alarms.raw` record."""
+        alarm = decoded(RawAlarm, record, out, stage="classify")
+        if alarm is None:
+            return
+        try:
+            located = triage_alarm(self.zone, self.rules, alarm, now=now)
+        except LocationUnresolved as exc:
+            self._unlocated(alarm, record, str(exc), out, now)
+            return
+        out.send(ALARMS_LOCATED, located.merge_key.encode(), encode(located))
+
+    def _unlocated(
+        self, alarm: RawAlarm, record: Any, why: str, out: Outbox, now: datetime
+    ) -> None:
+        # Nothing waits silently: the commander sees it at once, and the original bytes wait
+        # in the dead-letter topic to be replayed once the zone knows the place.
+        verdict = classify(
+            self.rules,
+            text=alarm.text,
+            source_kind=alarm.source_kind,
+            sensor_kind=alarm.sensor_kind,
+        )
+        incident_id = provisional_incident_id(alarm.alarm_id)
+        change = IncidentStateChange(
+            event_id=uuid.uuid5(INCIDENT_NAMESPACE, f"{incident_id}:unlocated"),
+            incident_id=incident_id,
+            state=IncidentState.ESCALATED,
+            previous_state=IncidentState.RECEIVED,
+            reason=f"location unresolved, commander must place it: {why}; text: {alarm.text}"[
+                :2000
+            ],
+            actor="system",
+            at=now,
+            priority=verdict.priority,
+            category=verdict.category,
+            enterprise_id=alarm.enterprise_id,
+            timing=IncidentTiming(received_at=alarm.received_at, classified_at=now),
+        )
+        out.send(INCIDENTS_STATE, str(incident_id).encode(), encode(change))
+        dead_letter(out, record, stage="classify", reason=why)
+
+
+@dataclass
+class Merger:
+    """Stage 1b: merge repeats of one place and kind into one incident; key by incident id."""
+
+    merges: Table
+    window: timedelta = DEFAULT_MERGE_WINDOW
+
+    def located(self, record: Any, out: Outbox, now: datetime) -> None:
+        """Handle one `alarms.located` record."""
+        alarm = decoded(LocatedAlarm, record, out, stage="merge")
+        if alarm is None:
+            return
+        key = alarm.merge_key.encode()
+        stored = self.merges.get(key)
+        current = OpenMerge.model_validate_json(stored) if stored else None
+        merged, opened = merge_into(alarm, current, window=self.window)
+        if opened is not None:
+            self.merges[key] = opened.model_dump_json().encode()
+        out.send(ALARMS_CLASSIFIED, str(merged.incident_id).encode(), encode(merged))
+
+
+@dataclass
+class Router:
+    """Stage 2: keep every incident, route it, apply responses, deadlines and commands.
+
+    `incidents` holds every incident by id; `deadlines` the earliest pending deadline of each
+    incident that has one. Every input of this stage is keyed by incident id on co-partitioned
+    topics, so the worker that owns an incident's partition is the only one to change it.
+    """
+
+    incidents: Table
+    deadlines: Table
+    board: UnitBoard
+    routing: RoutingPolicy
+    lifecycle: LifecyclePolicy
+    # incident key -> the deadline already ticked, so a slow tick is not sent twice.
+    ticked: dict[bytes, bytes] = field(default_factory=dict)
+
+    def load(self, key: bytes) -> Incident | None:
+        """Return the stored incident, or None."""
+        stored = self.incidents.get(key)
+        return Incident.model_validate_json(stored) if stored else None
+
+    def classified(self, record: Any, out: Outbox, now: datetime) -> None:
+        """Handle one `alarms.classified` record: open and route an incident, or merge into it."""
+        alarm = decoded(ClassifiedAlarm, record, out, stage="route")
+        if alarm is None:
+            return
+        key = str(alarm.incident_id).encode()
+        incident = self.load(key)
+        if incident is None:
+            opened = open_incident(alarm)
+            first = state_change(
+                opened,
+                IncidentState.CLASSIFIED,
+                previous=IncidentState.RECEIVED,
+                reason=f"{alarm.category} {alarm.priority}",
+                actor=SYSTEM,
+                at=alarm.classified_at,
+            )
+            effects = self._dispatch_more(Effects(opened, state_changes=(first,)), now)
+        else:
+            effects = merge_alarm(incident, alarm)
+            if incident.is_closed and effects.state_changes:
+                # A new alarm for a closed incident: a person decides whether it is new.
+                reason = f"alarm {alarm.alarm_id} arrived after the incident closed"
+                effects = effects.then(_escalate_closed(effects.incident, reason, now))
+        self._publish(key, effects, out)
+
+    def response(self, record: Any, out: Outbox, now: datetime) -> None:
+        """Handle one `responses.events` record from a unit or the gateway."""
+        response = decoded(ResponseEvent, record, out, stage="route")
+        if response is not None:
+            self._change(
+                record, out, now, response.incident_id, lambda i: apply_response(i, response)
+            )
+
+    def command(self, record: Any, out: Outbox, now: datetime) -> None:
+        """Handle one `commander.commands` record."""
+        command = decoded(CommanderCommand, record, out, stage="route")
+        if command is not None:
+            self._change(
+                record,
+                out,
+                now,
+                command.incident_id,
+                lambda i: apply_command(i, command, policy=self.lifecycle),
+            )
+
+    def tick(self, record: Any, out: Outbox, now: datetime) -> None:
+        """Handle one `dispatch.ticks` record: expire the incident's due deadlines."""
+        tick = decoded(DeadlineTick, record, out, stage="route")
+        if tick is None:
+            return
+        self.ticked.pop(str(tick.incident_id).encode(), None)
+        # An incident closed and dropped before its tick came round is not an error.
+        self._change(
+            record,
+            out,
+            now,
+            tick.incident_id,
+            lambda i: expire_deadlines(i, now=tick.due_at),
+            missing_ok=True,
+        )
+
+    def due_ticks(self, out: Outbox, now: datetime) -> None:
+        """Queue a tick for every incident whose earliest deadline has passed (the timer)."""
+        for key, due in list(self.deadlines.items()):
+            if due is None or self.ticked.get(key) == due:
+                continue
+            if datetime.fromisoformat(due.decode()) > now:
+                continue
+            self.ticked[key] = due
+            tick = DeadlineTick(
+                event_id=uuid.uuid5(TICK_NAMESPACE, f"{key.decode()}:{due.decode()}"),
+                incident_id=uuid.UUID(key.decode()),
+                due_at=now,
+            )
+            out.send(DISPATCH_TICKS, key, encode(tick))
+
+    def _change(
+        self,
+        record: Any,
+        out: Outbox,
+        now: datetime,
+        incident_id: uuid.UUID,
+        change: Callable[[Incident], Effects],
+        *,
+        missing_ok: bool = False,
+    ) -> None:
+        # Responses, ticks and commands share one shape: load, apply, maybe re-route, publish.
+        key = str(incident_id).encode()
+        incident = self.load(key)
+        if incident is None:
+            if not missing_ok:
+                dead_letter(out, record, stage="route", reason=f"no incident {incident_id}")
+            return
+        try:
+            effects = change(incident)
+        except (ResponseRejected, CommandRejected) as exc:
+            dead_letter(out, record, stage="route", reason=str(exc))
+            return
+        if effects.reroute:
+            effects = self._dispatch_more(effects, now)
+        if effects.incident != incident or effects.state_changes or effects.assignments:
+            self._publish(key, effects, out)
+
+    def _dispatch_more(self, effects: Effects, now: datetime) -> Effects:
+        planned = plan_dispatch(
+            effects.incident,
+            self.board.index,
+            now=now,
+            routing=self.routing,
+            lifecycle=self.lifecycle,
+        )
+        return effects.then(planned)
+
+    def _publish(self, key: bytes, effects: Effects, out: Outbox) -> None:
+        incident = effects.incident
+        self.incidents[key] = incident.model_dump_json().encode()
+        if incident.deadlines:
+            self.deadlines[key] = min(d.due_at for d in incident.deadlines).isoformat().encode()
+        elif self.deadlines.get(key) is not None:
+            del self.deadlines[key]
+        for assignment in effects.assignments:
+            out.send(DISPATCH_ASSIGNMENTS, assignment.unit_id.encode(), encode(assignment))
+        for unit_id in assigned_units(effects):
+            self._mark_assigned(unit_id, effects.assignments[0].dispatched_at, out)
+        for change in effects.state_changes:
+            out.send(INCIDENTS_STATE, key, encode(change))
+
+    def _mark_assigned(self, unit_id: str, at: datetime, out: Outbox) -> None:
+        # Held at once in this worker; the report tells every other worker and the gateway.
+        self.board.reserve(unit_id, at)
+        record = self.board.index.get(unit_id)
+        status = UnitStatus(
+            event_id=uuid.uuid5(TICK_NAMESPACE, f"{unit_id}:assigned:{at.isoformat()}"),
+            unit_id=unit_id,
+            status=UnitAvailability.ASSIGNED,
+            position=record.position if record else None,
+            reported_at=at,
+        )
+        out.send(UNITS_STATUS, unit_id.encode(), encode(status))
+
+
+def _escalate_closed(incident: Incident, reason: str, now: datetime) -> Effects:
+    # escalate() leaves closed incidents alone; this alarm must reach the commander anyway.
+    change = state_change(
+        incident,
+        IncidentState.ESCALATED,
+        previous=incident.state,
+        reason=reason,
+        actor=SYSTEM,
+        at=now,
+    )
+    return Effects(incident, state_changes=(change,))
