@@ -38,6 +38,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from consumers.auth import Role, create_principal, issue_token
 from consumers.db import migrate
 from consumers.push import PushGateway, PushTopics
+from consumers.push.gc_tuning import GcTuning
 from consumers.push.store import connection
 from dispatch.events import (
     Assignment,
@@ -108,16 +109,28 @@ async def serve(spec: Spec) -> None:
     raise_fd_limit()
     collections = FullCollections()
     gc.callbacks.append(collections)
+    # The same settings (DISPATCH_* variables included) and garbage collector tuning as
+    # `python -m consumers.push`.
     settings = Settings(kafka_bootstrap=spec.bootstrap)
     pool = await asyncpg.create_pool(spec.postgres_url, min_size=2, max_size=20)
     topics = PushTopics.with_prefix(PREFIX)
     try:
-        async with PushGateway(settings, pool, topics=topics, group_id=GROUP, port=0) as gw:
-            print(f"ready {gw.port}", flush=True)
-            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        async with GcTuning.from_settings(settings) as tuning:
+            async with PushGateway(settings, pool, topics=topics, group_id=GROUP, port=0) as gw:
+                collections.pauses.clear()  # the start-up collection is not the gateway's
+                print(f"ready {gw.port}", flush=True)
+                await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+            pauses = list(collections.pauses)
+            # Every connection is closed now: what a sweep frees is the cyclic garbage that
+            # freezing kept alive (with freezing off, what the collector had not reached yet).
+            frozen = gc.get_freeze_count()
+            started = time.perf_counter()
+            swept = tuning.sweep()
+            sweep_ms = (time.perf_counter() - started) * 1000
     finally:
         await pool.close()
-    print(json.dumps(collections.pauses), flush=True)
+    ended = {"pauses": pauses, "frozen": frozen, "swept": swept, "sweep_ms": sweep_ms}
+    print(json.dumps(ended), flush=True)
 
 
 # -- a client process ---------------------------------------------------------------------------
@@ -280,6 +293,43 @@ async def add_units(postgres_url: str, count: int, path: Path) -> list[str]:
     return [unit for unit, _ in pairs]
 
 
+class OtherLoad:
+    """Measure how many cores processes outside this benchmark kept busy (the machine is shared)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = str(workdir)
+
+    def _ours(self) -> dict[int, float]:
+        """Return CPU seconds per process: the driver and its children, Kafka, PostgreSQL."""
+        roots = [psutil.Process()]
+        for process in psutil.process_iter(["cmdline"]):
+            if any(self.workdir in part for part in process.info["cmdline"] or ()):
+                roots.append(process)
+        seconds = {}
+        for root in roots:
+            try:
+                for process in (root, *root.children(recursive=True)):
+                    times = process.cpu_times()
+                    seconds[process.pid] = times.user + times.system
+            except psutil.NoSuchProcess:
+                continue
+        return seconds
+
+    def snapshot(self) -> tuple[float, float, dict[int, float]]:
+        """Return the wall clock, the machine's busy CPU seconds and ours per process."""
+        times = psutil.cpu_times()
+        busy = times.user + times.nice + times.system + times.irq + times.softirq
+        return time.time(), busy, self._ours()
+
+    @staticmethod
+    def cores(
+        before: tuple[float, float, dict[int, float]], after: tuple[float, float, dict[int, float]]
+    ) -> float:
+        """Return the cores others used on average between two snapshots."""
+        ours = sum(s - before[2].get(pid, 0.0) for pid, s in after[2].items())
+        return max(0.0, (after[1] - before[1] - ours) / (after[0] - before[0]))
+
+
 @dataclass
 class Phase:
     """One phase's figures."""
@@ -293,6 +343,7 @@ class Phase:
     pushes_per_s: float
     acked_s: float | None
     server_cpu_s: float
+    others: float
     started: float
     ended: float
     gc_max_ms: float = 0.0
@@ -307,8 +358,10 @@ async def phase(
     server: psutil.Process,
     rate: float | None,
     outbox: asyncpg.Pool | None,
+    load: OtherLoad,
 ) -> Phase:
     """Produce one job per target (at rate per second, or at once) and collect the figures."""
+    load_before = load.snapshot()
     cpu = server.cpu_times()
     started = time.time()
     sent = []
@@ -348,6 +401,7 @@ async def phase(
         pushes_per_s=round(len(targets) / (last - started)),
         acked_s=acked_s,
         server_cpu_s=round(used.user + used.system - cpu.user - cpu.system, 1),
+        others=round(OtherLoad.cores(load_before, load.snapshot()), 2),
         started=started,
         ended=time.time(),
     )
@@ -389,6 +443,7 @@ async def drive(settings: Settings, args: argparse.Namespace, workdir: Path) -> 
     )
     await producer.start()
     expected = [0] * len(clients)
+    load = OtherLoad(workdir)
     rng = random.Random(7)
     pool = await asyncpg.create_pool(url, min_size=1, max_size=1) if args.ack else None
     try:
@@ -397,8 +452,8 @@ async def drive(settings: Settings, args: argparse.Namespace, workdir: Path) -> 
         ]
         burst = [(owner[u], u) for u in (rng.choice(units) for _ in range(args.burst))]
         phases = [
-            await phase("paced", producer, clients, paced, expected, server, args.rate, pool),
-            await phase("burst", producer, clients, burst, expected, server, None, pool),
+            await phase("paced", producer, clients, paced, expected, server, args.rate, pool, load),
+            await phase("burst", producer, clients, burst, expected, server, None, pool, load),
         ]
     finally:
         if pool is not None:
@@ -406,7 +461,8 @@ async def drive(settings: Settings, args: argparse.Namespace, workdir: Path) -> 
         await producer.stop()
         for child in clients:
             await child.stop()
-        pauses = json.loads(await server_child.stop() or "[]")
+        ended = json.loads(await server_child.stop())
+    pauses = ended["pauses"]
     for p in phases:
         p.gc_max_ms = round(
             max((s for at, s in pauses if p.started <= at <= p.ended), default=0) * 1000
@@ -423,14 +479,19 @@ async def drive(settings: Settings, args: argparse.Namespace, workdir: Path) -> 
     )
     print(f"gateway full GCs: {len(pauses)}, the longest {longest * 1000:.0f} ms")
     print(
+        f"after the clients left: {ended['frozen']} objects frozen; a sweep freed "
+        f"{ended['swept']} in {ended['sweep_ms']:.0f} ms"
+    )
+    print(
         f"{'phase':<6} {'pushes':>7} {'produce s':>9} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'max ms':>7} {'pushes/s':>8} {'acked s':>7} {'gw cpu s':>8} {'gc max ms':>9}"
+        f"{'max ms':>7} {'pushes/s':>8} {'acked s':>7} {'gw cpu s':>8} {'gc max ms':>9} "
+        f"{'others':>6}"
     )
     for p in phases:
         print(
             f"{p.name:<6} {p.pushes:>7} {p.produce_s:>9} {p.p50_ms:>7} {p.p99_ms:>7} "
             f"{p.max_ms:>7} {p.pushes_per_s:>8} {p.acked_s or '-':>7} {p.server_cpu_s:>8} "
-            f"{p.gc_max_ms:>9}"
+            f"{p.gc_max_ms:>9} {p.others:>6}"
         )
 
 

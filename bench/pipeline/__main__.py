@@ -1,0 +1,288 @@
+"""Alarms per second through classify + route: the Faust pipeline against bare aiokafka loops.
+
+Run from the repository root:
+
+    python -m bench.pipeline --alarms 20000
+
+It starts its own Kafka broker through the project's launcher (a temporary state directory,
+free ports) and stops it at the end, also on error. Each variant gets fresh topics holding the
+same pre-produced alarms and unit reports; its clock runs from the first record it writes to
+the moment an observer process sees its last expected output (all alarms on
+`alarms.classified` for classify, a classified or merged state change for each on
+`incidents.state` for route). Two workloads: `mixed` (about 95 % of alarms open an incident)
+and `storm` (every alarm at one of the zone's places, inside one merge window).
+
+Variants: `bare passthrough` (raw bytes consumed and produced again: Kafka's own cost),
+`faust passthrough` (the same through one of the shipped batch agents: Faust's own cost per
+hop), `same logic, no kafka` (the stages' handlers over in-memory lists: the logic's own cost),
+`bare same logic` (the same handlers driven by plain aiokafka loops: the reference of the ratio
+column) and `faust pipeline` (streams.pipeline as shipped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from bench.pipeline.observer import STATE_MARKERS, Observer, ObserverSpec, observe
+from bench.pipeline.variants import (
+    NO_KAFKA,
+    TABLES,
+    VARIANTS,
+    Context,
+    fresh_prefix,
+    without_kafka,
+)
+from bench.pipeline.workload import Workload, build_workload, unit_reports
+from dispatch.settings import Settings
+from dispatch.zone import default_zone_path
+from infra.kafka import KafkaBroker
+from infra.topics import TopicDecl, catalog_declarations, ensure_topics
+from streams.pipeline import load_zone_and_rules
+
+DEFAULT_VARIANTS = (
+    "bare passthrough",
+    "faust passthrough",
+    NO_KAFKA,
+    "bare same logic",
+    "faust pipeline",
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One variant's figures on one workload: seconds until each stage's last output."""
+
+    workload: str
+    variant: str
+    alarms: int
+    stages: dict[str, float]
+    counts: dict[str, int]
+    others: float  # cores kept busy by other processes of the machine meanwhile
+
+
+async def declare_topics(ctx: Context) -> None:
+    """Declare this run's catalog topics plus the bench's own, all fresh."""
+    partitions = ctx.settings.kafka_partitions
+    decls = [
+        TopicDecl(ctx.topic(d.name), d.partitions, d.compacted, d.configs)
+        for d in catalog_declarations(ctx.settings)
+    ]
+    decls.append(TopicDecl(ctx.topic("bench.out"), partitions))
+    for table in TABLES:
+        decls.append(TopicDecl(ctx.topic(f"bare.{table}"), partitions, compacted=True))
+    await ensure_topics(ctx.settings.bootstrap_servers, decls)
+    # A new partition refuses writes for a moment after creation; asking each leader for its
+    # offsets waits that out, so the untimed pre-production needs no retries.
+    consumer = AIOKafkaConsumer(bootstrap_servers=ctx.settings.bootstrap_servers)
+    await consumer.start()
+    try:
+        await consumer.end_offsets(
+            [TopicPartition(d.name, p) for d in decls for p in range(d.partitions)]
+        )
+    finally:
+        await consumer.stop()
+
+
+async def produce_all(bootstrap: str, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
+    """Write every record before the clock starts, as fast as the producer batches them."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+    await producer.start()
+    try:
+        for key, value in records:
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def cpu_by_process() -> dict[int, float]:
+    """Return the CPU seconds every process has used so far."""
+    used = {}
+    for process in psutil.process_iter():
+        with suppress(psutil.Error):
+            times = process.cpu_times()
+            used[process.pid] = times.user + times.system
+    return used
+
+
+def our_processes(settings: Settings) -> set[int]:
+    """Return this process and the broker it started."""
+    return {os.getpid(), KafkaBroker(settings).pid_file.live_pid() or 0}
+
+
+def others_busy(before: dict[int, float], ours: set[int], seconds: float) -> float:
+    """Return how many cores other processes kept busy since `before` (the machine is shared)."""
+    after = cpu_by_process()
+    spent = sum(t - before.get(pid, 0.0) for pid, t in after.items() if pid not in ours)
+    return spent / seconds
+
+
+async def measure(settings: Settings, workload: Workload, variant: str, refresh_s: float) -> Row:
+    """Run one variant on fresh topics holding the workload; return its figures."""
+    zone, rules = load_zone_and_rules(settings)
+    ctx = Context(settings, zone, rules, fresh_prefix())
+    if variant == NO_KAFKA:
+        return in_memory_row(ctx, workload)
+    await declare_topics(ctx)
+    bootstrap = settings.bootstrap_servers
+    await produce_all(bootstrap, ctx.topic("alarms.raw"), workload.records)
+    passthrough = "passthrough" in variant
+    if not passthrough:
+        await produce_all(bootstrap, ctx.topic("units.status"), unit_reports(zone))
+    spec = ObserverSpec(
+        bootstrap=bootstrap,
+        first_topic=ctx.topic("bench.out" if passthrough else "alarms.located"),
+        count_topic=ctx.topic("bench.out" if passthrough else "alarms.classified"),
+        state_topic=None if passthrough else ctx.topic("incidents.state"),
+        expect=len(workload.records),
+        partitions=settings.kafka_partitions,
+        units_topic=None if passthrough else ctx.topic("units.status"),
+        refresh_s=refresh_s,
+        zone_file=str(settings.zone_file or default_zone_path()),
+    )
+    observer = await Observer.start(spec)
+    ours = our_processes(settings) | {observer.process.pid}
+    before, start = cpu_by_process(), time.monotonic()
+    try:
+        async with VARIANTS[variant](ctx):
+            seen = await observer.result()
+            others = others_busy(before, ours, time.monotonic() - start)
+    finally:
+        await observer.kill()
+    if seen.error or seen.counted_at is None:
+        raise RuntimeError(f"{variant} on {workload.name}: {seen.error or 'no result'}")
+    stages = {"kafka" if passthrough else "classify": seen.counted_at - seen.started}
+    if seen.routed_at is not None:
+        stages["route"] = seen.routed_at - seen.started
+    return Row(workload.name, variant, len(workload.records), stages, seen.counts, others)
+
+
+def in_memory_row(ctx: Context, workload: Workload) -> Row:
+    """Measure the handlers without Kafka and count their state changes."""
+    before = cpu_by_process()
+    done = without_kafka(ctx, workload)
+    counts: dict[str, int] = {}
+    for value in done.written["incidents.state"]:
+        for state, marker in STATE_MARKERS.items():
+            counts[state] = counts.get(state, 0) + (marker in value)
+    # classify is the classify and the merge handlers, as on Kafka (alarms.classified).
+    seconds = {"classify": done.seconds["merge"], "route": done.seconds["route"]}
+    others = others_busy(before, our_processes(ctx.settings), done.seconds["route"])
+    return Row(workload.name, NO_KAFKA, len(workload.records), seconds, counts, others)
+
+
+def print_table(rows: Sequence[Row]) -> None:
+    """Print a line per variant and stage; ratio is its rate over the bare same-logic loop's.
+
+    `others` is how many of the machine's cores other processes kept busy during the variant.
+    """
+    head = (
+        f"{'workload':<8} {'variant':<30} {'stage':<8} {'alarms':>6} {'seconds':>7} "
+        f"{'alarms/s':>8} {'ratio':>5} {'incidents':>9} {'merged':>6} {'dispatched':>10} "
+        f"{'escalated':>9} {'others':>6}"
+    )
+    print(head)
+    print("-" * len(head))
+    for row in rows:
+        base = next(
+            (r for r in rows if r.workload == row.workload and r.variant == "bare same logic"),
+            None,
+        )
+        for stage, seconds in row.stages.items():
+            ref = base.stages.get(stage, base.stages["route"]) if base else None
+            ratio = f"{ref / seconds:.2f}" if ref else "-"
+            counts: tuple[str, ...] = ("", "", "", "")
+            if stage == "route":
+                names = ("classified", "merged", "dispatched", "escalated")
+                counts = tuple(str(row.counts.get(name, 0)) for name in names)
+            print(
+                f"{row.workload:<8} {row.variant:<30} {stage:<8} {row.alarms:>6} {seconds:>7.2f} "
+                f"{row.alarms / seconds:>8.0f} {ratio:>5} {counts[0]:>9} {counts[1]:>6} "
+                f"{counts[2]:>10} {counts[3]:>9} {row.others:>6.2f}"
+            )
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> None:
+    """Build the workloads and measure every variant on each, one after the other."""
+    zone, rules = load_zone_and_rules(settings)
+    workloads = [build_workload("mixed", zone, rules, args.alarms)]
+    if args.storm_alarms:
+        workloads.append(build_workload("storm", zone, rules, args.storm_alarms))
+    for w in workloads:
+        share = 100 * w.incidents / len(w.records)
+        print(f"{w.name}: {len(w.records)} alarms, {w.incidents} incidents ({share:.1f} %)")
+    rows = []
+    for workload in workloads:
+        for variant in args.variants:
+            print(f"running {variant} on {workload.name} ...", flush=True)
+            rows.append(await measure(settings, workload, variant, args.unit_refresh_s))
+    print()
+    print_table(rows)
+
+
+def free_port() -> int:
+    """Return a TCP port on loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Start a broker, measure every variant, print the table, stop the broker."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--alarms", type=int, default=20_000, help="alarms in the mixed workload")
+    parser.add_argument(
+        "--storm-alarms", type=int, default=None, help="alarms in the storm (default: --alarms)"
+    )
+    parser.add_argument(
+        "--unit-refresh-s",
+        type=float,
+        default=0.25,
+        help="every unit reports itself available this often while a variant runs",
+    )
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(DEFAULT_VARIANTS),
+        choices=[NO_KAFKA, *VARIANTS],
+        help=f"(default: {list(DEFAULT_VARIANTS)})",
+    )
+    parser.add_argument("--observe", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.observe:
+        seen = asyncio.run(observe(ObserverSpec(**json.loads(args.observe))))
+        print(json.dumps(asdict(seen)), flush=True)
+        return
+    if args.storm_alarms is None:
+        args.storm_alarms = args.alarms
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as state:
+        settings = Settings(
+            state_dir=Path(state),
+            kafka_port=free_port(),
+            kafka_controller_port=free_port(),
+            postgres_port=free_port(),
+        )
+        broker = KafkaBroker(settings)
+        broker.up(print)
+        try:
+            asyncio.run(run(settings, args))
+        finally:
+            broker.down(print)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,311 @@
+"""What the benchmark runs: the shipped Faust pipeline and its baselines.
+
+Every variant that runs the stages runs the very same handlers (`streams.stages`) with the
+same per-record guard (`streams.batching.handle_each`); they differ only in what drives them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+
+from bench.pipeline.workload import Workload, unit_reports
+from dispatch.classify import Rules
+from dispatch.events import ALARMS_RAW, UnitStatus, decode
+from dispatch.lifecycle import LifecyclePolicy
+from dispatch.routing import RoutingPolicy
+from dispatch.settings import Settings
+from dispatch.zone import Zone
+from streams.app import build_app
+from streams.batching import Handler, batch_agent, handle_each
+from streams.pipeline import build_pipeline
+from streams.stages import Classifier, Merger, Outbox, Queued, Router, dead_letter
+from streams.topics import bind_topics
+from streams.units_board import UnitBoard
+
+# Where the passthrough variants write the bytes they read.
+BENCH_OUT = dataclasses.replace(ALARMS_RAW, name="bench.out")
+TABLES = ("incident-merges", "incidents", "incident-deadlines")
+# Without Kafka, every unit reports itself available again after this many alarms of a stage
+# (about what --unit-refresh-s does on Kafka at 2,000 alarms/s).
+UNITS_REPORT_EVERY = 500
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a variant needs: settings, domain data, and its own topic prefix."""
+
+    settings: Settings
+    zone: Zone
+    rules: Rules
+    prefix: str
+
+    def topic(self, name: str) -> str:
+        """Return the full name of one of this run's topics."""
+        return self.prefix + name
+
+
+Variant = Callable[[Context], AbstractAsyncContextManager[None]]
+
+
+class ChangelogDict(dict[bytes, Any]):
+    """A dict that remembers its changes, to be written to a compacted topic as a Faust
+    table's are."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__()
+        self.topic = topic
+        self.changes: list[tuple[bytes, bytes | None]] = []
+
+    def __setitem__(self, key: bytes, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.changes.append((key, value))
+
+    def __delitem__(self, key: bytes) -> None:
+        super().__delitem__(key)
+        self.changes.append((key, None))
+
+
+class BareStages:
+    """The stages' handlers with dict tables; `write` sends a batch's records and changes."""
+
+    def __init__(self, ctx: Context, producer: AIOKafkaProducer | None) -> None:
+        self.ctx = ctx
+        self.producer = producer
+        self.tables = {name: ChangelogDict(ctx.topic(f"bare.{name}")) for name in TABLES}
+        self.board = UnitBoard(ctx.zone)
+        self.classifier = Classifier(zone=ctx.zone, rules=ctx.rules)
+        self.merger = Merger(merges=self.tables["incident-merges"])
+        self.router = Router(
+            incidents=self.tables["incidents"],
+            deadlines=self.tables["incident-deadlines"],
+            board=self.board,
+            routing=RoutingPolicy(),
+            lifecycle=LifecyclePolicy(),
+        )
+
+    async def write(self, out: Queued) -> None:
+        """Send the queued records and table changes; wait until all are acknowledged."""
+        if self.producer is None:
+            raise RuntimeError("no producer: this driver keeps its records in memory")
+        send = self.producer.send
+        pending = [
+            await send(self.ctx.topic(spec.name), value, key=key)
+            for spec, key, value in out.records
+        ]
+        for table in self.tables.values():
+            pending += [await send(table.topic, value, key=key) for key, value in table.changes]
+            table.changes.clear()
+        if pending:
+            await asyncio.gather(*pending)
+
+    async def dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+        """Dead-letter a units.status record the board could not apply."""
+        out = Queued()
+        dead_letter(out, record, stage="route", reason=reason)
+        await self.write(out)
+
+    async def tick_every_second(self) -> None:
+        """The route stage's deadline timer (nothing falls due during a run)."""
+        while True:
+            await asyncio.sleep(1.0)
+            out = Queued()
+            self.router.due_ticks(out, datetime.now(UTC))
+            await self.write(out)
+
+
+async def consume_in_batches(
+    ctx: Context,
+    topic: str,
+    handle: Handler,
+    *,
+    stage: str,
+    write: Callable[[Queued], Awaitable[None]],
+    before: Callable[[], Awaitable[Any]] | None = None,
+) -> None:
+    """Consume, run the handler over a batch, wait for its writes, commit; until cancelled."""
+    consumer = AIOKafkaConsumer(
+        ctx.topic(topic),
+        bootstrap_servers=ctx.settings.bootstrap_servers,
+        group_id=ctx.prefix + stage,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        while True:
+            batches = await consumer.getmany(timeout_ms=100, max_records=1000)
+            if not batches:
+                continue
+            if before is not None:
+                await before()
+            out = Queued()
+            for records in batches.values():
+                handle_each(handle, records, out, stage=stage)
+            await write(out)
+            await consumer.commit()
+    finally:
+        await consumer.stop()
+
+
+@asynccontextmanager
+async def running(*loops: Awaitable[None]) -> AsyncIterator[None]:
+    """Run the loops as tasks while the block runs; cancel them after it."""
+    tasks = [asyncio.ensure_future(loop) for loop in loops]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        failures = [r for r in results if not isinstance(r, asyncio.CancelledError | type(None))]
+        if failures:
+            raise RuntimeError(f"a loop failed: {failures[0]!r}") from failures[0]
+
+
+def forward(record: Any, out: Outbox, now: datetime) -> None:
+    """The passthrough handler: the same bytes to `bench.out`."""
+    out.send(BENCH_OUT, record.key, record.value)
+
+
+@asynccontextmanager
+async def bare_producer(ctx: Context) -> AsyncIterator[AIOKafkaProducer]:
+    """An acks=all producer with the Faust app's 5 ms linger, as the agents produce."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=ctx.settings.bootstrap_servers,
+        acks="all",
+        linger_ms=5,
+    )
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
+
+
+@asynccontextmanager
+async def bare_passthrough(ctx: Context) -> AsyncIterator[None]:
+    """Consume raw alarms and produce the same bytes: the cost of Kafka and aiokafka alone."""
+    async with bare_producer(ctx) as producer:
+        stages = BareStages(ctx, producer)
+        loop = consume_in_batches(ctx, "alarms.raw", forward, stage="pass", write=stages.write)
+        async with running(loop):
+            yield
+
+
+@asynccontextmanager
+async def bare_same_logic(ctx: Context) -> AsyncIterator[None]:
+    """The three stages as plain consume → same handlers → produce loops in one process."""
+    async with bare_producer(ctx) as producer:
+        stages = BareStages(ctx, producer)
+        follow = stages.board.follow(
+            ctx.settings.bootstrap_servers,
+            ctx.topic("units.status"),
+            stages.dead_letter,
+            asyncio.Event(),
+        )
+
+        async def board_ready() -> None:
+            await stages.board.ready.wait()
+
+        def loop(topic: str, handle: Handler, stage: str, **kw: Any) -> Awaitable[None]:
+            return consume_in_batches(ctx, topic, handle, stage=stage, write=stages.write, **kw)
+
+        async with running(
+            follow,
+            loop("alarms.raw", stages.classifier.alarm, "classify"),
+            loop("alarms.located", stages.merger.located, "merge"),
+            loop("alarms.classified", stages.router.classified, "route", before=board_ready),
+            stages.tick_every_second(),
+        ):
+            yield
+
+
+@asynccontextmanager
+async def faust_pipeline(ctx: Context) -> AsyncIterator[None]:
+    """streams.pipeline as shipped: classify, merge and route agents on one Faust app."""
+    pipeline = build_pipeline(ctx.settings, app_id=f"bench-{ctx.prefix}", topic_prefix=ctx.prefix)
+    await pipeline.app.start()
+    try:
+        yield
+    finally:
+        await pipeline.app.stop()
+
+
+@asynccontextmanager
+async def faust_passthrough(ctx: Context) -> AsyncIterator[None]:
+    """One shipped-style batch agent that forwards each raw alarm's bytes: Faust's own cost."""
+    app: faust.App = build_app(ctx.settings, app_id=f"bench-{ctx.prefix}")
+    topics = bind_topics(app, prefix=ctx.prefix)
+    batch_agent(
+        app, topics.alarms_raw, name="forward", stage="pass", handle=forward, prefix=ctx.prefix
+    )
+    await app.start()
+    try:
+        yield
+    finally:
+        await app.stop()
+
+
+VARIANTS: dict[str, Variant] = {
+    "bare passthrough": bare_passthrough,
+    "faust passthrough": faust_passthrough,
+    "bare same logic": bare_same_logic,
+    "faust pipeline": faust_pipeline,
+}
+NO_KAFKA = "same logic, no kafka"
+
+
+@dataclass(frozen=True)
+class InMemory:
+    """What `without_kafka` measured: seconds to the end of each stage, and every record."""
+
+    seconds: dict[str, float]
+    written: dict[str, list[bytes]]
+
+
+def without_kafka(ctx: Context, workload: Workload) -> InMemory:
+    """Run the handlers over in-memory lists in one process: the CPU cost of the logic alone."""
+    stages = BareStages(ctx, None)
+    reports = [decode(UnitStatus, value) for _, value in unit_reports(ctx.zone)]
+    stages.board.ready.set()
+    written: dict[str, list[bytes]] = defaultdict(list)
+    inputs: Iterable[tuple[bytes, bytes]] = workload.records
+    steps = (
+        ("classify", stages.classifier.alarm, "alarms.located"),
+        ("merge", stages.merger.located, "alarms.classified"),
+        ("route", stages.router.classified, None),
+    )
+    start = time.perf_counter()
+    seconds: dict[str, float] = {}
+    for stage, handle, next_topic in steps:
+        out = Queued()
+        for offset, (key, value) in enumerate(inputs):
+            if offset % UNITS_REPORT_EVERY == 0:
+                # What the observer's refresh does on Kafka: every unit available again.
+                now = datetime.now(UTC)
+                for status in reports:
+                    stages.board.apply(status.model_copy(update={"reported_at": now}))
+            record = ConsumerRecord("memory", 0, offset, 0, 0, key, value, None, 0, 0, [])
+            handle_each(handle, [record], out, stage=stage)
+        for spec, _key, value in out.records:
+            written[spec.name].append(value)
+        inputs = [(key, value) for spec, key, value in out.records if spec.name == next_topic]
+        seconds[stage] = time.perf_counter() - start
+    return InMemory(seconds, written)
+
+
+def fresh_prefix() -> str:
+    """A topic prefix no earlier run used."""
+    return f"b{uuid.uuid4().hex[:10]}."
