@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     push_heartbeat_s: float = Field(default=20.0, gt=0, le=300)
     # Messages waiting for one slow connection before it is dropped (it reconnects and resumes).
     push_queue_limit: int = Field(default=256, ge=1, le=100_000)
+    # The push gateway freezes what survives its older-generation garbage collections, so no
+    # full collection walks the long-lived connection state (consumers/push/gc_tuning.py); a
+    # sweep unfreezes and collects everything every push_gc_sweep_interval_s (0: never).
+    push_gc_freeze: bool = True
+    push_gc_sweep_interval_s: float = Field(default=3600.0, ge=0)
 
     startup_timeout_s: float = Field(default=90.0, gt=0)
 

@@ -11,6 +11,7 @@ import asyncpg
 
 from consumers.db import migrate
 from consumers.push.gateway import PushGateway
+from consumers.push.gc_tuning import GcTuning
 from consumers.push.store import connection
 from dispatch.settings import Settings
 from infra.stack import postgres_url
@@ -30,7 +31,8 @@ async def serve(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        async with PushGateway(settings, pool) as gateway:
+        # Entered first, so that the start-up state is frozen before the first connection.
+        async with GcTuning.from_settings(settings), PushGateway(settings, pool) as gateway:
             log.info("push gateway on ws://%s:%d", settings.gateway_host, gateway.port)
             stopped = asyncio.create_task(stop.wait())
             failed = asyncio.create_task(gateway.wait_failed())
