@@ -3,9 +3,10 @@
 Why batches (docs/benchmarks.md, "Where Faust's time goes"): awaiting a `topic.send` per event
 runs Faust's per-event machinery and one produce request per record for every alarm on every
 hop. An agent here takes up to `BATCH_MAX` events or whatever arrived within `BATCH_WITHIN_S`,
-runs the handler on each, writes every queued record through the app's producer at once and
-waits for all of their acknowledgements (acks=all) before Faust acks the batch's offsets. So a
-committed offset always means the records it caused are stored: at-least-once, and the
+runs the handler on each, writes every queued record and every table change (to the table's
+changelog topic, `streams.tables`) through the app's producer at once and waits for all of
+their acknowledgements (acks=all) before Faust acks the batch's offsets. So a committed offset
+always means the records and state changes it caused are stored: at-least-once, and the
 handlers' deterministic ids make a replay harmless.
 
 A handler that raises on one record (a bug, not bad input: bad input is dead-lettered by the
@@ -18,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
 
 from streams.stages import Outbox, Queued, dead_letter
+from streams.tables import ChangelogTable
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +54,23 @@ def handle_each(handle: Handler, records: list[Any], out: Queued, *, stage: str)
             dead_letter(out, record, stage=stage, reason=reason[:2000])
 
 
-async def write(app: faust.App, prefix: str, out: Queued) -> None:
-    """Send every queued record through the app's producer; wait until all are acknowledged."""
+async def write(
+    app: faust.App, prefix: str, out: Queued, tables: Sequence[ChangelogTable] = ()
+) -> None:
+    """Send the queued records and the tables' changes; wait until all are acknowledged.
+
+    Call it with no await between the handlers' run and this call: the tables' changes taken
+    here are then exactly the batch's.
+    """
     producer = app.producer
+    changes = [(table.changelog_topic, table.take_changes()) for table in tables]
     pending = [
         await producer.send(prefix + topic.name, key, value, None, None, None)
         for topic, key, value in out.records
     ]
+    for changelog, changed in changes:
+        for key, value in changed:
+            pending.append(await producer.send(changelog, key, value, None, None, None))
     if pending:
         await asyncio.gather(*pending)
 
@@ -71,11 +83,13 @@ def batch_agent(
     stage: str,
     handle: Handler,
     prefix: str,
+    tables: Sequence[ChangelogTable] = (),
     before: Callable[[], Awaitable[Any]] | None = None,
 ) -> Any:
     """Register an agent on source that runs handle over batches of its events.
 
-    `before` is awaited ahead of every batch (the route stage waits for its unit board).
+    `tables` are the tables the handler writes; `before` is awaited ahead of every batch (the
+    route stage waits for its unit board).
     """
 
     async def run(stream: Any) -> None:
@@ -84,6 +98,6 @@ def batch_agent(
                 await before()
             out = Queued()
             handle_each(handle, [event.message for event in events], out, stage=stage)
-            await write(app, prefix, out)
+            await write(app, prefix, out, tables)
 
     return app.agent(source, name=name)(run)

@@ -52,6 +52,7 @@ def register_classify(
             stage="merge",
             handle=merger.located,
             prefix=topics.prefix,
+            tables=(merges,),
         ),
         merges=merges,
     )

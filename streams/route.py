@@ -46,10 +46,12 @@ def register_route(
     tick_interval_s: float = 1.0,
 ) -> RouteAgents:
     """Add the route agents, the deadline timer and the unit board's reader to app."""
+    incidents = bytes_table(app, "incidents")
+    # incident id -> its earliest pending deadline; only incidents with one are here.
+    deadlines = bytes_table(app, "incident-deadlines")
     router = Router(
-        incidents=bytes_table(app, "incidents"),
-        # incident id -> its earliest pending deadline; only incidents with one are here.
-        deadlines=bytes_table(app, "incident-deadlines"),
+        incidents=incidents,
+        deadlines=deadlines,
         board=board,
         routing=routing,
         lifecycle=lifecycle,
@@ -89,14 +91,15 @@ def register_route(
             stage="route",
             handle=handle,
             prefix=topics.prefix,
+            tables=(incidents, deadlines),
             before=board_ready,
         )
         for source, name, handle in inputs
     )
     return RouteAgents(
         board=board,
-        incidents=router.incidents,
-        deadlines=router.deadlines,
+        incidents=incidents,
+        deadlines=deadlines,
         router=router,
         agents=agents,
     )
