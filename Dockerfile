@@ -1,5 +1,6 @@
-# The project's own services, for docker-compose.yml. Kafka and PostgreSQL come from their
-# own images there, so this image needs neither Java nor Maven.
+# The project's own services, for docker-compose.yml: one image, and each service there runs
+# its own module (`python -m streams`, `consumers.intake`, `consumers.push`). Kafka and
+# PostgreSQL come from their own images, so this image needs neither Java nor Maven.
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md constraints.txt ./
@@ -11,4 +12,6 @@ COPY cli ./cli
 RUN pip install --no-cache-dir -c constraints.txt . && useradd --system dispatch \
     && mkdir -p /var/lib/dispatch && chown dispatch /var/lib/dispatch
 USER dispatch
+# Alone (docker run), all three services in one container, on the servers that
+# DISPATCH_KAFKA_BOOTSTRAP and DISPATCH_POSTGRES_URL name.
 CMD ["dispatch", "run", "--keep-infra"]

@@ -1,30 +1,81 @@
-"""docker-compose.yml is checked for structure here, since no Docker engine runs on CI."""
+"""docker-compose.yml is checked for structure here, since no Docker engine runs on CI.
+
+tests/integration/test_run_command.py runs the services' health checks against the real
+services that `dispatch run` starts.
+"""
 
 from __future__ import annotations
 
+import importlib
+import ipaddress
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from dispatch.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[2]
+# The project's services and the module each runs.
+MODULES = {"streams": "streams", "intake": "consumers.intake", "push": "consumers.push"}
+# ${NAME}, ${NAME:-default}, ${NAME:?error}: compose's interpolation.
+VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?::(?P<op>[-?])(?P<arg>[^}]*))?\}")
 
 
-@pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
-    """Return the parsed compose file."""
+def load_compose() -> dict[str, Any]:
+    """Return the parsed compose file (anchors and merge keys resolved)."""
     data = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     assert isinstance(data, dict)
     return data
 
 
+def interpolate(value: str, variables: dict[str, str]) -> str:
+    """Substitute variables the way compose does; a missing required one raises KeyError."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name, op, arg = match["name"], match["op"], match["arg"]
+        if name in variables:
+            return variables[name]
+        if op == "-":
+            return str(arg)
+        raise KeyError(name)
+
+    return VARIABLE.sub(substitute, value)
+
+
+def health_script(service: dict[str, Any]) -> str:
+    """Return the Python a service's health check runs (CMD python -c SCRIPT)."""
+    test = service["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"], test
+    script: str = test[3]
+    return script
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    """Return the parsed compose file."""
+    return load_compose()
+
+
 def test_services_and_images(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert {"kafka", "postgres", "dispatch"} <= set(services)
+    assert set(services) == {"kafka", "postgres", *MODULES}
     assert services["kafka"]["image"].startswith("apache/kafka:3.9.")
     assert services["postgres"]["image"].startswith("postgres:")
-    assert services["dispatch"]["build"] == "."
+    # One image for the project's services, built from the Dockerfile.
+    assert {services[name]["build"] for name in MODULES} == {"."}
+    assert len({services[name]["image"] for name in MODULES}) == 1
+
+
+@pytest.mark.parametrize(("service", "module"), MODULES.items())
+def test_each_service_runs_a_module_that_exists(
+    compose: dict[str, Any], service: str, module: str
+) -> None:
+    command = compose["services"][service]["command"]
+    assert command == ["python", "-m", module]
+    importlib.import_module(f"{module}.__main__")
 
 
 def test_kafka_runs_as_one_kraft_node(compose: dict[str, Any]) -> None:
@@ -34,14 +85,42 @@ def test_kafka_runs_as_one_kraft_node(compose: dict[str, Any]) -> None:
     assert env["KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"] == "0"
     for name in ("OFFSETS_TOPIC", "TRANSACTION_STATE_LOG"):
         assert env[f"KAFKA_{name}_REPLICATION_FACTOR"] == "1"
-    # The project's service reaches the broker on the listener advertised for containers.
-    bootstrap = compose["services"]["dispatch"]["environment"]["DISPATCH_KAFKA_BOOTSTRAP"]
-    assert f"INTERNAL://{bootstrap}" in env["KAFKA_ADVERTISED_LISTENERS"]
+    # The project's services reach the broker on the listener advertised for containers.
+    for service in MODULES:
+        bootstrap = compose["services"][service]["environment"]["DISPATCH_KAFKA_BOOTSTRAP"]
+        assert f"INTERNAL://{bootstrap}" in env["KAFKA_ADVERTISED_LISTENERS"]
 
 
-@pytest.mark.parametrize(("service", "port"), [("kafka", 9092), ("postgres", 5432)])
+@pytest.mark.parametrize(
+    ("service", "port"),
+    [
+        ("kafka", 9092),
+        ("postgres", 5432),
+        ("intake", Settings.model_fields["intake_port"].default),
+        ("push", Settings.model_fields["push_port"].default),
+    ],
+)
 def test_ports_published(compose: dict[str, Any], service: str, port: int) -> None:
     assert f"{port}:{port}" in compose["services"][service]["ports"]
+
+
+@pytest.mark.parametrize("service", MODULES)
+def test_settings_are_real_fields_with_valid_values(compose: dict[str, Any], service: str) -> None:
+    env = compose["services"][service]["environment"]
+    fields = {}
+    for name, value in env.items():
+        assert name.startswith("DISPATCH_"), name
+        field = name.removeprefix("DISPATCH_").lower()
+        assert field in Settings.model_fields, f"{name} is no setting"
+        fields[field] = interpolate(value, {"DISPATCH_POSTGRES_PASSWORD": "secret"})
+    settings = Settings.model_validate(fields)
+    # External servers, so the services start neither Kafka nor PostgreSQL of their own, and
+    # listening on every interface, so the published ports reach them.
+    assert settings.kafka_is_external
+    assert settings.postgres_is_external
+    assert settings.postgres_url is not None
+    assert "@postgres:5432/" in settings.postgres_url.get_secret_value()
+    assert ipaddress.ip_address(settings.gateway_host).is_unspecified
 
 
 def test_every_service_has_a_health_check(compose: dict[str, Any]) -> None:
@@ -52,18 +131,29 @@ def test_every_service_has_a_health_check(compose: dict[str, Any]) -> None:
         assert check["retries"] >= 1
 
 
+@pytest.mark.parametrize("service", MODULES)
+def test_health_scripts_compile(compose: dict[str, Any], service: str) -> None:
+    compile(health_script(compose["services"][service]), f"<{service} health check>", "exec")
+
+
 def test_dependencies_wait_for_health(compose: dict[str, Any]) -> None:
     services = compose["services"]
     for name, service in services.items():
         for dependency, rule in service.get("depends_on", {}).items():
             assert dependency in services, f"{name} depends on unknown {dependency}"
             assert rule == {"condition": "service_healthy"}, f"{name} -> {dependency}"
-    assert set(services["dispatch"]["depends_on"]) == {"kafka", "postgres"}
+            assert services[dependency].get("healthcheck"), f"{dependency} has no health check"
+    for name in MODULES:
+        assert set(services[name]["depends_on"]) == {"kafka", "postgres"}
 
 
 def test_no_password_committed(compose: dict[str, Any]) -> None:
     env = compose["services"]["postgres"]["environment"]
     assert env["POSTGRES_PASSWORD"].startswith("${DISPATCH_POSTGRES_PASSWORD:?")
+    for name in MODULES:
+        url = compose["services"][name]["environment"]["DISPATCH_POSTGRES_URL"]
+        with pytest.raises(KeyError):
+            interpolate(url, {})
 
 
 def test_dockerfile_copies_what_exists() -> None:
@@ -72,3 +162,13 @@ def test_dockerfile_copies_what_exists() -> None:
     assert sources
     for source in sources:
         assert (ROOT / source).exists(), f"Dockerfile copies missing {source}"
+
+
+def test_dockerfile_copies_every_service_package() -> None:
+    copied = {
+        line.split()[1]
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ")
+    }
+    for module in MODULES.values():
+        assert module.split(".")[0] in copied
