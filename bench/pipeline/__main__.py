@@ -38,11 +38,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.pipeline.observer import STATE_MARKERS, Observer, ObserverSpec, observe
 from bench.pipeline.variants import (
+    LATE_INPUT,
     NO_KAFKA,
     TABLES,
     VARIANTS,
     Context,
+    WorkerSpec,
     fresh_prefix,
+    run_worker,
     without_kafka,
 )
 from bench.pipeline.workload import Workload, build_workload, unit_reports
@@ -119,8 +122,9 @@ def cpu_by_process() -> dict[int, float]:
 
 
 def our_processes(settings: Settings) -> set[int]:
-    """Return this process and the broker it started."""
-    return {os.getpid(), KafkaBroker(settings).pid_file.live_pid() or 0}
+    """Return this process, the processes it started (workers) and the broker."""
+    children = {child.pid for child in psutil.Process().children(recursive=True)}
+    return {os.getpid(), KafkaBroker(settings).pid_file.live_pid() or 0} | children
 
 
 def others_busy(before: dict[int, float], ours: set[int], seconds: float) -> float:
@@ -138,7 +142,9 @@ async def measure(settings: Settings, workload: Workload, variant: str, refresh_
         return in_memory_row(ctx, workload)
     await declare_topics(ctx)
     bootstrap = settings.bootstrap_servers
-    await produce_all(bootstrap, ctx.topic("alarms.raw"), workload.records)
+    late = variant in LATE_INPUT
+    if not late:
+        await produce_all(bootstrap, ctx.topic("alarms.raw"), workload.records)
     passthrough = "passthrough" in variant
     if not passthrough:
         await produce_all(bootstrap, ctx.topic("units.status"), unit_reports(zone))
@@ -154,10 +160,14 @@ async def measure(settings: Settings, workload: Workload, variant: str, refresh_
         zone_file=str(settings.zone_file or default_zone_path()),
     )
     observer = await Observer.start(spec)
-    ours = our_processes(settings) | {observer.process.pid}
     before, start = cpu_by_process(), time.monotonic()
     try:
         async with VARIANTS[variant](ctx):
+            if late:
+                # Written while the variant runs: the producer (tens of thousands of records
+                # a second) stays ahead, and the clock starts at the variant's first output.
+                await produce_all(bootstrap, ctx.topic("alarms.raw"), workload.records)
+            ours = our_processes(settings) | {observer.process.pid}
             seen = await observer.result()
             others = others_busy(before, ours, time.monotonic() - start)
     finally:
@@ -262,7 +272,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         help=f"(default: {list(DEFAULT_VARIANTS)})",
     )
     parser.add_argument("--observe", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        asyncio.run(run_worker(WorkerSpec(**json.loads(args.worker))))
+        return
     if args.observe:
         seen = asyncio.run(observe(ObserverSpec(**json.loads(args.observe))))
         print(json.dumps(asdict(seen)), flush=True)

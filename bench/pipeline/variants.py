@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import sys
 import time
 import uuid
 from collections import defaultdict
@@ -15,11 +17,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from signal import SIGTERM
 from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
+from bench.pipeline.observer import REPO_ROOT
 from bench.pipeline.workload import Workload, unit_reports
 from dispatch.classify import Rules
 from dispatch.events import ALARMS_RAW, UnitStatus, decode
@@ -258,12 +262,95 @@ async def faust_passthrough(ctx: Context) -> AsyncIterator[None]:
         await app.stop()
 
 
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What one worker process of `faust pipeline x2` runs."""
+
+    bootstrap: str
+    app_id: str
+    prefix: str
+
+
+async def run_worker(spec: WorkerSpec) -> None:
+    """Run the shipped pipeline until SIGTERM; print how many `alarms.raw` partitions this
+    worker owns after every rebalance (once its tables are restored)."""
+    settings = Settings(kafka_bootstrap=spec.bootstrap)
+    pipeline = build_pipeline(settings, app_id=spec.app_id, topic_prefix=spec.prefix)
+    raw = spec.prefix + "alarms.raw"
+
+    async def rebalanced(sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
+        owned = [tp for tp in pipeline.app.assignor.assigned_actives() if tp.topic == raw]
+        print(f"owns {len(owned)}", flush=True)
+
+    pipeline.app.on_rebalance_complete.connect(rebalanced)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(SIGTERM, stop.set)
+    await pipeline.app.start()
+    try:
+        await stop.wait()
+    finally:
+        await pipeline.app.stop()
+
+
+@asynccontextmanager
+async def faust_pipeline_x2(ctx: Context) -> AsyncIterator[None]:
+    """The shipped pipeline in two worker processes of one app: Faust's way to use two cores.
+
+    Yields once the two share the partitions of `alarms.raw` and have restored their tables,
+    so no rebalance falls inside the timed run (the caller writes the alarms after that).
+    """
+    spec = WorkerSpec(ctx.settings.bootstrap_servers, f"bench-{ctx.prefix}", ctx.prefix)
+    workers = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.pipeline",
+            "--worker",
+            json.dumps(dataclasses.asdict(spec)),
+            stdout=asyncio.subprocess.PIPE,
+            cwd=REPO_ROOT,
+        )
+        for _ in range(2)
+    ]
+    try:
+        owned = [0, 0]
+        reads = {asyncio.ensure_future(_line(w)): n for n, w in enumerate(workers)}
+        while not (all(owned) and sum(owned) == ctx.settings.kafka_partitions):
+            done, _ = await asyncio.wait(reads, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                n = reads.pop(task)
+                owned[n] = int(task.result().removeprefix("owns "))
+                reads[asyncio.ensure_future(_line(workers[n]))] = n
+        for task in reads:
+            task.cancel()
+        yield
+    finally:
+        for worker in workers:
+            if worker.returncode is None:
+                worker.terminate()
+        for worker in workers:
+            await worker.wait()
+
+
+async def _line(process: asyncio.subprocess.Process) -> str:
+    if process.stdout is None:
+        raise RuntimeError("the worker's stdout is not a pipe")
+    line = (await process.stdout.readline()).decode().strip()
+    if not line:
+        raise RuntimeError(f"a worker exited with {await process.wait()}")
+    return line
+
+
 VARIANTS: dict[str, Variant] = {
     "bare passthrough": bare_passthrough,
     "faust passthrough": faust_passthrough,
     "bare same logic": bare_same_logic,
     "faust pipeline": faust_pipeline,
+    "faust pipeline x2": faust_pipeline_x2,
 }
+# Variants that must be running before the alarms are written (the others find them waiting).
+LATE_INPUT = frozenset({"faust pipeline x2"})
 NO_KAFKA = "same logic, no kafka"
 
 
