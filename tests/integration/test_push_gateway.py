@@ -839,13 +839,14 @@ async def test_a_command_while_kafka_is_down_is_unavailable_and_a_resend_is_the_
 
         await asyncio.to_thread(own_broker.up, print)
         # The client sends the same frame again until Kafka takes it.
-        while True:
-            await cmd.send(**cancel)
-            answer = await cmd.frame()
-            if isinstance(answer, OkFrame):
-                break
-            assert isinstance(answer, ErrorFrame), answer
-            assert answer.code == ErrorCode.UNAVAILABLE
+        async with asyncio.timeout(WAIT_S):
+            while True:
+                await cmd.send(**cancel)
+                answer = await cmd.frame()
+                if isinstance(answer, OkFrame):
+                    break
+                assert isinstance(answer, ErrorFrame), answer
+                assert answer.code == ErrorCode.UNAVAILABLE
         event_id = command_event_id(commander.id, cancel["command_id"])
         assert (answer.of, answer.ref, answer.event_id) == ("command", "c-1", event_id)
     # The attempt that timed out may have been delivered once Kafka was back, next to the
