@@ -28,7 +28,7 @@ import os
 import socket
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -243,6 +243,15 @@ async def run(settings: Settings, args: argparse.Namespace) -> None:
     print_table(rows)
 
 
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """Return the event loop factory of that name (None: asyncio's own)."""
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return None
+
+
 def free_port() -> int:
     """Return a TCP port on loopback that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -271,11 +280,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         choices=[NO_KAFKA, *VARIANTS],
         help=f"(default: {list(DEFAULT_VARIANTS)})",
     )
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="event loop of the variants (the observer always uses asyncio's)",
+    )
     parser.add_argument("--observe", help=argparse.SUPPRESS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        asyncio.run(run_worker(WorkerSpec(**json.loads(args.worker))))
+        with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
+            runner.run(run_worker(WorkerSpec(**json.loads(args.worker))))
         return
     if args.observe:
         seen = asyncio.run(observe(ObserverSpec(**json.loads(args.observe))))
@@ -293,7 +309,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         broker = KafkaBroker(settings)
         broker.up(print)
         try:
-            asyncio.run(run(settings, args))
+            with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
+                runner.run(run(settings, args))
         finally:
             broker.down(print)
 

@@ -301,6 +301,8 @@ async def faust_pipeline_x2(ctx: Context) -> AsyncIterator[None]:
     so no rebalance falls inside the timed run (the caller writes the alarms after that).
     """
     spec = WorkerSpec(ctx.settings.bootstrap_servers, f"bench-{ctx.prefix}", ctx.prefix)
+    # The workers run the event loop this process runs.
+    uv = type(asyncio.get_running_loop()).__module__.startswith("uvloop")
     workers = [
         await asyncio.create_subprocess_exec(
             sys.executable,
@@ -308,6 +310,8 @@ async def faust_pipeline_x2(ctx: Context) -> AsyncIterator[None]:
             "bench.pipeline",
             "--worker",
             json.dumps(dataclasses.asdict(spec)),
+            "--loop",
+            "uvloop" if uv else "asyncio",
             stdout=asyncio.subprocess.PIPE,
             cwd=REPO_ROOT,
         )
