@@ -50,7 +50,9 @@ def run_system(args: argparse.Namespace, settings: Settings, say: Say) -> int:
     env = dict(os.environ, DISPATCH_KAFKA_BOOTSTRAP=settings.bootstrap_servers)
     children = []
     for name, module in SERVICES:
-        child = subprocess.Popen([sys.executable, "-m", module], env=env)
+        # Each in its own session: Ctrl-C sends SIGINT to the terminal's whole foreground
+        # process group, and a service must get exactly one stop request, the SIGTERM below.
+        child = subprocess.Popen([sys.executable, "-m", module], env=env, start_new_session=True)
         children.append((name, child))
         say(f"{name} started (pid {child.pid})")
     say("system running; Ctrl-C to stop")

@@ -1,8 +1,12 @@
-"""Run the intake API: `python -m consumers.intake` (settings from `DISPATCH_*` variables)."""
+"""Run the intake API: `python -m consumers.intake`, until SIGINT or SIGTERM (then exit 0)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Iterator
 
 import asyncpg
 import uvicorn
@@ -19,8 +23,25 @@ from infra.topics import catalog_declarations, ensure_topics
 KAFKA_TIMEOUT_S = 10.0
 
 
+class IntakeServer(uvicorn.Server):
+    """A uvicorn server that leaves the signals to `serve`.
+
+    uvicorn's own handlers shut the server down and then raise the signal again, so that the
+    process dies of it: SIGTERM, the way `dispatch run` and container engines stop a service,
+    would end every clean shutdown with exit status -15.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def serve(settings: Settings) -> None:
-    """Migrate the database, make sure alarms.raw exists, then serve until stopped."""
+    """Migrate the database, make sure alarms.raw exists, then serve until SIGINT or SIGTERM."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
     # The topic is declared (with its retention) rather than left to auto-creation, which
     # the project's brokers disable; an existing topic is kept as it is.
     await ensure_topics(
@@ -50,17 +71,26 @@ async def serve(settings: Settings) -> None:
                 log_level="info",
                 server_header=False,
             )
-            await uvicorn.Server(config).serve()
+            server = IntakeServer(config)
+            serving = asyncio.create_task(server.serve())
+            stopped = asyncio.create_task(stopping.wait())
+            await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            # Stop accepting, finish the requests in flight (each waits at most for its Kafka
+            # acknowledgement), then close the producer and the pool.
+            server.should_exit = True
+            stopped.cancel()
+            await serving
         finally:
             await producer.stop()
     finally:
         await pool.close()
 
 
-def main() -> None:
+def main() -> int:
     """Build the settings and run the intake API in the foreground."""
     asyncio.run(serve(Settings()))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
