@@ -8,6 +8,7 @@ topics, only on the order of one incident's changes on its own key.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -46,6 +47,10 @@ from tests.integration.test_push_gateway import Client, client, unit_client
 SITE = "ent-hengtong"  # the desk's own enterprise, a place of the demo zone
 ELSEWHERE = "ent-qixing"  # another enterprise of the zone, with a desk of its own
 THEFT = "仓库门口有人偷电动车 / someone is stealing e-bikes at the warehouse gate"
+# A hang guard for a whole test, start-up and shut-down of every part included (the parts'
+# own waits are bounded too, but starting and stopping a Faust app are not): a hang becomes a
+# failure that says where it was.
+WHOLE_TEST_S = 300.0
 
 
 def near(zone: Zone, place_id: str, north_m: float) -> Position:
@@ -112,7 +117,7 @@ class System:
 @asynccontextmanager
 async def running_system(settings: Settings, postgres_url: str) -> AsyncIterator[System]:
     """Start the pipeline, then intake and the gateway on its topics, on a fresh schema."""
-    async with AsyncExitStack() as stack:
+    async with asyncio.timeout(WHOLE_TEST_S), AsyncExitStack() as stack:
         h = await stack.enter_async_context(running_pipeline(settings))
         first, second = h.pipeline.zone.units_of_kind(UnitKind.PATROL)[:2]
         await h.report(first.id, near(h.pipeline.zone, SITE, north_m=500))

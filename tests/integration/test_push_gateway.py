@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import astuple
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
@@ -62,7 +63,6 @@ from dispatch.events import (
 from dispatch.settings import Settings
 from infra.kafka import KafkaBroker
 from infra.topics import TopicDecl, ensure_topics
-from tests.conftest import free_port
 from tests.integration.principals import (
     ACTOR,
     Caller,
@@ -796,48 +796,40 @@ async def test_a_commanders_command_is_published_audited_and_then_answered(
     assert entries[0].detail["command_id"] == str(reassign["command_id"])
 
 
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[KafkaBroker]:
-    """Return (unstarted) a Kafka broker of this test's own, which it may stop and restart."""
-    broker = KafkaBroker(
-        Settings(
-            state_dir=tmp_path / "state",
-            kafka_port=free_port(),
-            kafka_controller_port=free_port(),
-            kafka_heap="256m",
-        )
-    )
-    yield broker
-    broker.down(print)
+@contextmanager
+def frozen_broker(settings: Settings) -> Iterator[None]:
+    """Freeze the session's Kafka broker (SIGSTOP): it keeps every connection, answers none."""
+    pid = KafkaBroker(settings).pid_file.live_pid()
+    assert pid is not None, "the session's broker is not running"
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 async def test_a_command_while_kafka_is_down_is_unavailable_and_a_resend_is_the_same_event(
-    running_stack: Settings, pool: asyncpg.Pool, group_id: str, own_broker: KafkaBroker
+    running_stack: Settings, pool: asyncpg.Pool, topics: PushTopics, group_id: str
 ) -> None:
-    # The launcher probes the broker with asyncio.run, so it runs off this event loop.
-    await asyncio.to_thread(own_broker.up, print)
-    bootstrap = own_broker.settings.local_kafka_bootstrap
-    names = PushTopics.with_prefix(f"t{uuid.uuid4().hex[:10]}.")
-    await ensure_topics(bootstrap, [TopicDecl(name, 1) for name in astuple(names)])
-    settings = running_stack.model_copy(update={"kafka_bootstrap": bootstrap})
     commander = await make_caller(pool, Role.COMMANDER)
     incident = uuid.uuid4()
     cancel = command("cancel", incident, ref="c-1")
     async with (
         PushGateway(
-            settings, pool, topics=names, group_id=group_id, port=0, publish_timeout_s=2.0
+            running_stack, pool, topics=topics, group_id=group_id, port=0, publish_timeout_s=2.0
         ) as gw,
         client(gw, commander.secret) as cmd,
     ):
         assert (await cmd.expect(WelcomeFrame)).channel == "commander"
-        await asyncio.to_thread(own_broker.down, print)
-        await cmd.send(**cancel)
-        down = await cmd.expect(ErrorFrame)
+        # A frozen broker, not a stopped one: it is the session's, and it must come back as it
+        # was. To the gateway both are a Kafka that does not answer.
+        with frozen_broker(running_stack):
+            await cmd.send(**cancel)
+            down = await cmd.expect(ErrorFrame)
         assert (down.code, down.ref) == (ErrorCode.UNAVAILABLE, "c-1")
         async with connection(pool) as conn:
             assert await history(conn, subject=f"incident:{incident}") == []
 
-        await asyncio.to_thread(own_broker.up, print)
         # The client sends the same frame again until Kafka takes it.
         async with asyncio.timeout(WAIT_S):
             while True:
@@ -849,9 +841,9 @@ async def test_a_command_while_kafka_is_down_is_unavailable_and_a_resend_is_the_
                 assert answer.code == ErrorCode.UNAVAILABLE
         event_id = command_event_id(commander.id, cancel["command_id"])
         assert (answer.of, answer.ref, answer.event_id) == ("command", "c-1", event_id)
-    # The attempt that timed out may have been delivered once Kafka was back, next to the
+    # The attempt that timed out may have been delivered once Kafka answered, next to the
     # resend: either way one event, which the route stage applies once.
-    published = await read_keyed(bootstrap, names.commands, CommanderCommand)
+    published = await read_keyed(running_stack.bootstrap_servers, topics.commands, CommanderCommand)
     assert {c.event_id for _, c in published} == {event_id}
     async with connection(pool) as conn:
         entries = await history(conn, subject=f"incident:{incident}")
