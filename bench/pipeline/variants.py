@@ -44,6 +44,8 @@ TABLES = ("incident-merges", "incidents", "incident-deadlines")
 # Without Kafka, every unit reports itself available again after this many alarms of a stage
 # (about what --unit-refresh-s does on Kafka at 2,000 alarms/s).
 UNITS_REPORT_EVERY = 500
+# Two workers that have not settled their partitions by then are stuck, not slow.
+READY_GUARD_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -321,7 +323,11 @@ async def faust_pipeline_x2(ctx: Context) -> AsyncIterator[None]:
         owned = [0, 0]
         reads = {asyncio.ensure_future(_line(w)): n for n, w in enumerate(workers)}
         while not (all(owned) and sum(owned) == ctx.settings.kafka_partitions):
-            done, _ = await asyncio.wait(reads, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                reads, timeout=READY_GUARD_S, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                raise RuntimeError(f"the workers did not share the partitions: they own {owned}")
             for task in done:
                 n = reads.pop(task)
                 owned[n] = int(task.result().removeprefix("owns "))
