@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from infra.processes import (
     PidFile,
     Say,
     ServiceStatus,
+    child_running,
     drop_stale_pid_file,
     ensure_port_free,
     tail,
@@ -191,7 +193,9 @@ class KafkaBroker:
             self.write_config()
             self.ensure_formatted()
             pid = self._spawn()
-        self._wait_healthy(pid)
+            self._wait_healthy(lambda: child_running(pid))
+        else:
+            self._wait_healthy(lambda: self.pid_file.live_pid() == pid)
         return self.status()
 
     def _spawn(self) -> int:
@@ -216,11 +220,11 @@ class KafkaBroker:
         self.pid_file.write(pid)
         return pid
 
-    def _wait_healthy(self, pid: int) -> None:
+    def _wait_healthy(self, running: Callable[[], bool]) -> None:
         deadline = time.monotonic() + self.settings.startup_timeout_s
         bootstrap = self.settings.local_kafka_bootstrap
         while time.monotonic() < deadline:
-            if self.pid_file.live_pid() != pid:
+            if not running():
                 self.pid_file.remove()
                 raise InfraError(
                     f"Kafka exited during start-up; see {self.log_path}: "

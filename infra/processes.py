@@ -76,6 +76,19 @@ def is_our_process(pid: int, marker: str) -> bool:
         return False
 
 
+def child_running(pid: int) -> bool:
+    """Tell whether a child this process spawned (and never waited for) still runs.
+
+    No marker check: right after a spawn the child may still show this process's command line
+    until its exec completes, and a child we have not reaped keeps its pid, so the pid cannot
+    belong to anybody else. An exited child is a zombie until reaped.
+    """
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def ensure_port_free(host: str, port: int, what: str, setting: str) -> None:
     """Raise a one-line error when something already listens on host:port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -13,7 +14,13 @@ import psutil
 import pytest
 
 from infra.errors import InfraError
-from infra.processes import PidFile, drop_stale_pid_file, ensure_port_free, terminate
+from infra.processes import (
+    PidFile,
+    child_running,
+    drop_stale_pid_file,
+    ensure_port_free,
+    terminate,
+)
 
 SLEEPER = "import time; time.sleep(600)  # sleeper-marker"
 
@@ -88,3 +95,19 @@ def test_terminate_kills_what_ignores_sigterm() -> None:
         assert stubborn.stdout is not None
         assert stubborn.stdout.readline() == b"ready\n"
         assert terminate(stubborn.pid, timeout_s=0.5) == -signal.SIGKILL
+
+
+def test_a_spawned_child_counts_as_running_until_it_exits_whatever_its_command_line() -> None:
+    child = subprocess.Popen([sys.executable, "-c", SLEEPER])
+    try:
+        # No marker needed: the pid is our unreaped child, so it cannot be anybody else's.
+        assert child_running(child.pid)
+        child.send_signal(signal.SIGKILL)
+        # Exited but not yet reaped (WNOWAIT waits without reaping): a zombie, not running.
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
+        assert psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE
+        assert not child_running(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert not child_running(child.pid)
