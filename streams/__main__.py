@@ -6,7 +6,6 @@ import asyncio
 import logging
 import sys
 
-import mode.loop
 from faust import Worker
 
 from dispatch.settings import Settings
@@ -16,9 +15,8 @@ from streams.pipeline import build_pipeline
 
 def main() -> int:
     """Declare the topics, then run the classify, merge and route stages until stopped."""
-    # uvloop (Faust's recommended loop): the pipeline benchmark measured the shipped pipeline
-    # and the bare aiokafka loops both faster on it (docs/benchmarks.md). Set before any loop.
-    mode.loop.use("uvloop")
+    # asyncio's own loop, not uvloop: uvloop ran the pipeline faster in one process, but two
+    # workers of one app on it stalled mid-run in the benchmark (docs/benchmarks.md).
     settings = Settings()
     asyncio.run(declare_catalog_topics(settings))
     pipeline = build_pipeline(settings)
