@@ -235,12 +235,19 @@ async def run(settings: Settings, args: argparse.Namespace) -> None:
         share = 100 * w.incidents / len(w.records)
         print(f"{w.name}: {len(w.records)} alarms, {w.incidents} incidents ({share:.1f} %)")
     rows = []
+    failures: list[str] = []
     for workload in workloads:
         for variant in args.variants:
             print(f"running {variant} on {workload.name} ...", flush=True)
-            rows.append(await measure(settings, workload, variant, args.unit_refresh_s))
+            try:
+                rows.append(await measure(settings, workload, variant, args.unit_refresh_s))
+            except RuntimeError as exc:
+                # Say so and go on: one stuck variant must not cost the others' figures.
+                failures.append(f"{variant} on {workload.name}: {exc}")
     print()
     print_table(rows)
+    for failure in failures:
+        print(f"FAILED {failure}")
 
 
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:

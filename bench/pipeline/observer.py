@@ -18,7 +18,7 @@ from dispatch.events import IncidentState
 from dispatch.zone import load_zone
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-HANG_GUARD_S = 120.0  # no new output for this long: the variant is stuck, not slow
+HANG_GUARD_S = 120.0  # no progress for this long: the variant is stuck, not slow
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,7 @@ async def observe(spec: ObserverSpec) -> Observed:
         await consumer.seek_to_beginning(*tps)
         print("ready", flush=True)
         last_progress = time.monotonic()
+        progress = 0
         done_at: float | None = None
         # After the last expected output, read one more second for the trailing effects.
         while done_at is None or time.monotonic() - done_at < 1.0:
@@ -112,10 +113,16 @@ async def observe(spec: ObserverSpec) -> Observed:
             for records in batches.values():
                 for record in records:
                     _tally(observed, spec, record)
-            if batches:
-                last_progress = time.monotonic()
+            # Progress is records towards the end, not any record: a stuck pipeline keeps
+            # writing state changes for its deadlines.
+            counts = observed.counts
+            now_at = (
+                counts.get("records", 0) + counts.get("classified", 0) + counts.get("merged", 0)
+            )
+            if now_at > progress:
+                progress, last_progress = now_at, time.monotonic()
             elif time.monotonic() - last_progress > HANG_GUARD_S:
-                observed.error = f"no output for {HANG_GUARD_S:.0f} s; saw {observed.counts}"
+                observed.error = f"no progress for {HANG_GUARD_S:.0f} s; saw {observed.counts}"
                 break
             finished = observed.counted_at and (observed.routed_at or not spec.state_topic)
             if done_at is None and finished:
