@@ -18,7 +18,6 @@ import gc
 import json
 import random
 import resource
-import socket
 import statistics
 import sys
 import tempfile
@@ -52,6 +51,7 @@ from dispatch.events import (
 )
 from dispatch.settings import Settings
 from infra import stack
+from infra.processes import free_port
 from infra.topics import TopicDecl, ensure_topics
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -64,14 +64,6 @@ def raise_fd_limit() -> int:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
-
-
-def free_port() -> int:
-    """Return a TCP port on loopback that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)

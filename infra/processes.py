@@ -89,6 +89,14 @@ def child_running(pid: int) -> bool:
         return False
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port on host that nothing listens on right now (tests and benchmarks)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def ensure_port_free(host: str, port: int, what: str, setting: str) -> None:
     """Raise a one-line error when something already listens on host:port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

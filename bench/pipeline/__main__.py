@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -52,6 +51,7 @@ from bench.pipeline.workload import Workload, build_workload, unit_reports
 from dispatch.settings import Settings
 from dispatch.zone import default_zone_path
 from infra.kafka import KafkaBroker
+from infra.processes import free_port
 from infra.topics import TopicDecl, catalog_declarations, ensure_topics
 from streams.pipeline import load_zone_and_rules
 
@@ -258,14 +258,6 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
         factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
         return factory
     return None
-
-
-def free_port() -> int:
-    """Return a TCP port on loopback that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def main(argv: Sequence[str] | None = None) -> None:

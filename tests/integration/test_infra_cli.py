@@ -12,7 +12,7 @@ import psutil
 
 from dispatch.settings import Settings
 from infra import stack
-from tests.conftest import free_port
+from infra.processes import free_port
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -29,8 +29,8 @@ from consumers.intake import build_app
 from dispatch.events import RawAlarm, decode
 from dispatch.settings import Settings
 from infra.kafka import KafkaBroker
+from infra.processes import free_port
 from infra.topics import TopicDecl, ensure_topics
-from tests.conftest import free_port
 from tests.integration.principals import (
     Caller,
     connection,

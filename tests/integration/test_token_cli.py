@@ -28,7 +28,7 @@ from consumers.auth import (
     token_subject,
 )
 from consumers.db import migrate
-from tests.conftest import free_port
+from infra.processes import free_port
 
 
 @dataclass(frozen=True)
