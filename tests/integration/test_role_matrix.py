@@ -13,7 +13,6 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import astuple, dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -38,14 +37,6 @@ from consumers.push.protocol import (
 )
 from dispatch.events import (
     Assignment,
-    AssignmentKind,
-    AssignmentRole,
-    Category,
-    IncidentState,
-    IncidentStateChange,
-    IncidentTiming,
-    Position,
-    Priority,
 )
 from dispatch.settings import Settings
 from infra.topics import TopicDecl, ensure_topics
@@ -58,7 +49,7 @@ from tests.integration.principals import (
     revoked_caller,
 )
 from tests.integration.test_intake_api import serving, started_producer
-from tests.integration.test_push_gateway import Client, produce
+from tests.integration.test_push_gateway import Client, change_at, job_for, produce
 
 ENT_A = enterprise()
 ENT_B = enterprise()
@@ -83,25 +74,6 @@ class World:
     def url(self) -> str:
         """Return the gateway's websocket URL."""
         return f"ws://127.0.0.1:{self.gateway.port}/"
-
-
-def job_for(unit_id: str) -> Assignment:
-    """Return a fresh assignment for a unit, dispatched now."""
-    now = datetime.now(UTC)
-    return Assignment(
-        assignment_id=uuid.uuid4(),
-        incident_id=uuid.uuid4(),
-        unit_id=unit_id,
-        kind=AssignmentKind.ASSIGNMENT,
-        role=AssignmentRole.PRIMARY,
-        attempt=1,
-        priority=Priority.P2,
-        category=Category.FIGHT,
-        position=Position(lat=31.70, lon=113.40),
-        dispatched_at=now,
-        ack_deadline=now + timedelta(minutes=1),
-        summary="P2 fight",
-    )
 
 
 def unknown_token() -> Caller:
@@ -281,22 +253,6 @@ async def open_unit_channel(world: World, who: Caller | None) -> Outcome:
         return frame.code.value
 
     return await on_channel(world, who, {"type": "hello"}, then)
-
-
-def change_at(enterprise_id: str | None) -> IncidentStateChange:
-    """Return a dispatched state change of a fresh incident at an enterprise (or none)."""
-    now = datetime.now(UTC)
-    return IncidentStateChange(
-        event_id=uuid.uuid4(),
-        incident_id=uuid.uuid4(),
-        state=IncidentState.DISPATCHED,
-        actor="system",
-        at=now,
-        priority=Priority.P2,
-        category=Category.FIGHT,
-        enterprise_id=enterprise_id,
-        timing=IncidentTiming(received_at=now, dispatched_at=now),
-    )
 
 
 async def watch_desk_a_incident(world: World, who: Caller | None) -> Outcome:
