@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 
@@ -54,25 +54,46 @@ def handle_each(handle: Handler, records: list[Any], out: Queued, *, stage: str)
             dead_letter(out, record, stage=stage, reason=reason[:2000])
 
 
-async def write(
-    app: faust.App, prefix: str, out: Queued, tables: Sequence[ChangelogTable] = ()
+# Queue one record (topic, key, value; None deletes) on a producer; return its delivery future.
+Send = Callable[[str, bytes, bytes | None], Awaitable[Awaitable[Any]]]
+
+
+class Changelogged(Protocol):
+    """A table whose changes are written to its changelog topic with the batch."""
+
+    @property
+    def changelog_topic(self) -> str: ...
+
+    def take_changes(self) -> list[tuple[bytes, bytes | None]]: ...
+
+
+async def send_all(
+    send: Send, prefix: str, out: Queued, tables: Iterable[Changelogged] = ()
 ) -> None:
     """Send the queued records and the tables' changes; wait until all are acknowledged.
 
     Call it with no await between the handlers' run and this call: the tables' changes taken
     here are then exactly the batch's.
     """
-    producer = app.producer
     changes = [(table.changelog_topic, table.take_changes()) for table in tables]
-    pending = [
-        await producer.send(prefix + topic.name, key, value, None, None, None)
-        for topic, key, value in out.records
-    ]
+    pending = [await send(prefix + topic.name, key, value) for topic, key, value in out.records]
     for changelog, changed in changes:
         for key, value in changed:
-            pending.append(await producer.send(changelog, key, value, None, None, None))
+            pending.append(await send(changelog, key, value))
     if pending:
         await asyncio.gather(*pending)
+
+
+async def write(
+    app: faust.App, prefix: str, out: Queued, tables: Sequence[ChangelogTable] = ()
+) -> None:
+    """`send_all` through the app's producer."""
+
+    def send(topic: str, key: bytes, value: bytes | None) -> Awaitable[Awaitable[Any]]:
+        sent: Awaitable[Awaitable[Any]] = app.producer.send(topic, key, value, None, None, None)
+        return sent
+
+    await send_all(send, prefix, out, tables)
 
 
 def batch_agent(

@@ -32,7 +32,7 @@ from dispatch.routing import RoutingPolicy
 from dispatch.settings import Settings
 from dispatch.zone import Zone
 from streams.app import build_app
-from streams.batching import Handler, batch_agent, handle_each
+from streams.batching import Handler, batch_agent, handle_each, send_all
 from streams.pipeline import build_pipeline
 from streams.stages import Classifier, Merger, Outbox, Queued, Router, dead_letter
 from streams.topics import bind_topics
@@ -71,16 +71,21 @@ class ChangelogDict(dict[bytes, Any]):
 
     def __init__(self, topic: str) -> None:
         super().__init__()
-        self.topic = topic
-        self.changes: list[tuple[bytes, bytes | None]] = []
+        self.changelog_topic = topic
+        self._changes: list[tuple[bytes, bytes | None]] = []
+
+    def take_changes(self) -> list[tuple[bytes, bytes | None]]:
+        """Return the changes since the last call and forget them (as ChangelogTable does)."""
+        changes, self._changes = self._changes, []
+        return changes
 
     def __setitem__(self, key: bytes, value: Any) -> None:
         super().__setitem__(key, value)
-        self.changes.append((key, value))
+        self._changes.append((key, value))
 
     def __delitem__(self, key: bytes) -> None:
         super().__delitem__(key)
-        self.changes.append((key, None))
+        self._changes.append((key, None))
 
 
 class BareStages:
@@ -102,19 +107,16 @@ class BareStages:
         )
 
     async def write(self, out: Queued) -> None:
-        """Send the queued records and table changes; wait until all are acknowledged."""
-        if self.producer is None:
+        """Send the queued records and table changes as the agents do; wait for the acks."""
+        producer = self.producer
+        if producer is None:
             raise RuntimeError("no producer: this driver keeps its records in memory")
-        send = self.producer.send
-        pending = [
-            await send(self.ctx.topic(spec.name), value, key=key)
-            for spec, key, value in out.records
-        ]
-        for table in self.tables.values():
-            pending += [await send(table.topic, value, key=key) for key, value in table.changes]
-            table.changes.clear()
-        if pending:
-            await asyncio.gather(*pending)
+
+        def send(topic: str, key: bytes, value: bytes | None) -> Awaitable[Awaitable[Any]]:
+            sent: Awaitable[Awaitable[Any]] = producer.send(topic, value, key=key)
+            return sent
+
+        await send_all(send, self.ctx.prefix, out, self.tables.values())
 
     async def dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
         """Dead-letter a units.status record the board could not apply."""
