@@ -27,11 +27,9 @@ from streams.units_board import UnitBoard
 
 @dataclass(frozen=True)
 class RouteAgents:
-    """The route stage's agents, tables, unit board and logic."""
+    """The route stage's agents, unit board and logic (which holds the tables)."""
 
     board: UnitBoard
-    incidents: Any
-    deadlines: Any
     router: Router
     agents: tuple[Any, ...]
 
@@ -96,13 +94,7 @@ def register_route(
         )
         for source, name, handle in inputs
     )
-    return RouteAgents(
-        board=board,
-        incidents=incidents,
-        deadlines=deadlines,
-        router=router,
-        agents=agents,
-    )
+    return RouteAgents(board=board, router=router, agents=agents)
 
 
 def _bootstrap(app: faust.App) -> str:
