@@ -5,6 +5,7 @@ from __future__ import annotations
 import faust
 
 from dispatch.settings import Settings
+from streams.partitioner import keyed_partitioner
 
 APP_ID = "alarm-dispatch"
 
@@ -34,6 +35,8 @@ def build_app(settings: Settings, *, app_id: str = APP_ID) -> faust.App:
         # 5 ms instead of sending one request per record: measured +18-33 % through the
         # pipeline (docs/benchmarks.md), for at most 5 ms more latency per hop.
         producer_linger=0.005,
+        # Kafka's default partitioner without hashing the same key again and again.
+        producer_partitioner=keyed_partitioner,
         # The design brief warns that exactly_once is unreliable in Faust: at-least-once plus
         # idempotent effects (deterministic ids, dedupe in tables) instead.
         processing_guarantee="at_least_once",
