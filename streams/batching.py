@@ -78,7 +78,9 @@ async def send_all(
     changes = [(table.changelog_topic, table.take_changes()) for table in tables]
     pending = [await send(prefix + topic.name, key, value) for topic, key, value in out.records]
     for changelog, changed in changes:
-        for key, value in changed:
+        # A compacted changelog keeps only a key's last value: a key changed twice in the
+        # batch (an incident opened, then dispatched) is written once, with its last value.
+        for key, value in dict(changed).items():
             pending.append(await send(changelog, key, value))
     if pending:
         await asyncio.gather(*pending)
