@@ -17,11 +17,15 @@ from infra import stack
 from infra.processes import Say
 from infra.topics import declare_catalog_topics
 
-# The services `dispatch run` starts, each a module run with this interpreter.
+# The services `dispatch run` starts, each a module (and its arguments) run with this
+# interpreter. One stream worker per stage: each its own process and consumer group, so the
+# stages use both cores of a small machine (docs/architecture.md).
 SERVICES = (
-    ("stream worker", "streams"),
-    ("intake API", "consumers.intake"),
-    ("push gateway", "consumers.push"),
+    ("classify worker", ("streams", "--stage", "classify")),
+    ("merge worker", ("streams", "--stage", "merge")),
+    ("route worker", ("streams", "--stage", "route")),
+    ("intake API", ("consumers.intake",)),
+    ("push gateway", ("consumers.push",)),
 )
 
 
@@ -49,10 +53,10 @@ def run_system(args: argparse.Namespace, settings: Settings, say: Say) -> int:
         signal.signal(signum, lambda *_: stop.set())
     env = dict(os.environ, DISPATCH_KAFKA_BOOTSTRAP=settings.bootstrap_servers)
     children = []
-    for name, module in SERVICES:
+    for name, command in SERVICES:
         # Each in its own session: Ctrl-C sends SIGINT to the terminal's whole foreground
         # process group, and a service must get exactly one stop request, the SIGTERM below.
-        child = subprocess.Popen([sys.executable, "-m", module], env=env, start_new_session=True)
+        child = subprocess.Popen([sys.executable, "-m", *command], env=env, start_new_session=True)
         children.append((name, child))
         say(f"{name} started (pid {child.pid})")
     say("system running; Ctrl-C to stop")

@@ -97,8 +97,8 @@ class Harness:
 
     async def units_known(self) -> None:
         """Wait until the route stage's board has applied every report sent so far."""
-        board = self.pipeline.route.board
-        await asyncio.wait_for(board.wait_for_reports(self.reports), WAIT_S)
+        assert self.pipeline.board is not None, "the harness runs every stage"
+        await asyncio.wait_for(self.pipeline.board.wait_for_reports(self.reports), WAIT_S)
 
     async def respond(
         self, job: Assignment, action: ResponseAction, reason: str | None = None
@@ -176,7 +176,8 @@ async def running_pipeline(
     collector = asyncio.create_task(harness.collect(consumer))
     await pipeline.app.start()
     try:
-        await asyncio.wait_for(pipeline.route.board.ready.wait(), WAIT_S)
+        assert pipeline.board is not None, "the harness runs every stage"
+        await asyncio.wait_for(pipeline.board.ready.wait(), WAIT_S)
         yield harness
     finally:
         await pipeline.app.stop()

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from cli.run_command import SERVICES
 from dispatch.events import (
     TOPICS,
     IncidentState,
@@ -26,7 +27,7 @@ from dispatch.settings import Settings
 from dispatch.triage import provisional_incident_id
 from infra.topics import declare_catalog_topics
 from tests.integration.test_infra_cli import cli_env, processes_mentioning, run_cli
-from tests.unit.test_compose import MODULES, health_script, load_compose
+from tests.unit.test_compose import COMMANDS, health_command, load_compose
 
 
 async def describe(bootstrap: str, names: list[str]) -> tuple[dict[str, int], dict[str, Any]]:
@@ -77,9 +78,9 @@ async def raise_and_watch(bootstrap: str, intake: str, token: str) -> IncidentSt
 
 def run_health_check(service: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Run a service's health check from docker-compose.yml with the given environment."""
-    script = health_script(load_compose()["services"][service])
+    command = health_command(load_compose()["services"][service])
     return subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, *command],
         env=env,
         capture_output=True,
         text=True,
@@ -160,8 +161,8 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
         change = asyncio.run(raise_and_watch(bootstrap, intake, token))
         assert change.state is IncidentState.ESCALATED
         # The health checks of docker-compose.yml pass against these same services (the stream
-        # worker's group is stable by now: it just routed the alarm).
-        for service in MODULES:
+        # workers' groups are stable by now: they just routed the alarm).
+        for service in COMMANDS:
             check = run_health_check(service, env)
             assert check.returncode == 0, f"{service}: {check.stderr}"
         # Ctrl-C: the terminal sends SIGINT to the whole foreground process group.
@@ -170,7 +171,7 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
     assert proc.returncode == 0, rest
     assert "stopped: postgres, kafka" in rest
     # Every service shut down cleanly on its one SIGTERM, none was killed by a signal.
-    for service in ("stream worker", "intake API", "push gateway"):
+    for service, _ in SERVICES:
         assert f"{service} stopped (exit 0)" in rest, rest
     assert processes_mentioning(str(state.resolve())) == []
     # The intake and push health checks fail once their services are gone.

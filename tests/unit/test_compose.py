@@ -15,11 +15,19 @@ from typing import Any
 import pytest
 import yaml
 
+from cli.run_command import SERVICES
 from dispatch.settings import Settings
+from streams.pipeline import STAGES
 
 ROOT = Path(__file__).resolve().parents[2]
-# The project's services and the module each runs.
-MODULES = {"streams": "streams", "intake": "consumers.intake", "push": "consumers.push"}
+# The project's services and what each runs after `python -m`.
+COMMANDS = {
+    "classify": ["streams", "--stage", "classify"],
+    "merge": ["streams", "--stage", "merge"],
+    "route": ["streams", "--stage", "route"],
+    "intake": ["consumers.intake"],
+    "push": ["consumers.push"],
+}
 # ${NAME}, ${NAME:-default}, ${NAME:?error}: compose's interpolation.
 VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?::(?P<op>[-?])(?P<arg>[^}]*))?\}")
 
@@ -45,12 +53,13 @@ def interpolate(value: str, variables: dict[str, str]) -> str:
     return VARIABLE.sub(substitute, value)
 
 
-def health_script(service: dict[str, Any]) -> str:
-    """Return the Python a service's health check runs (CMD python -c SCRIPT)."""
+def health_command(service: dict[str, Any]) -> list[str]:
+    """Return what a service's health check runs after `python` (`-c SCRIPT` or `-m ...`)."""
     test = service["healthcheck"]["test"]
-    assert test[:3] == ["CMD", "python", "-c"], test
-    script: str = test[3]
-    return script
+    assert test[:2] == ["CMD", "python"], test
+    assert test[2] in ("-c", "-m"), test
+    command: list[str] = test[2:]
+    return command
 
 
 @pytest.fixture(scope="module")
@@ -61,21 +70,29 @@ def compose() -> dict[str, Any]:
 
 def test_services_and_images(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"kafka", "postgres", *MODULES}
+    assert set(services) == {"kafka", "postgres", *COMMANDS}
     assert services["kafka"]["image"].startswith("apache/kafka:3.9.")
     assert services["postgres"]["image"].startswith("postgres:")
     # One image for the project's services, built from the Dockerfile.
-    assert {services[name]["build"] for name in MODULES} == {"."}
-    assert len({services[name]["image"] for name in MODULES}) == 1
+    assert {services[name]["build"] for name in COMMANDS} == {"."}
+    assert len({services[name]["image"] for name in COMMANDS}) == 1
 
 
-@pytest.mark.parametrize(("service", "module"), MODULES.items())
+@pytest.mark.parametrize(("service", "command"), COMMANDS.items())
 def test_each_service_runs_a_module_that_exists(
-    compose: dict[str, Any], service: str, module: str
+    compose: dict[str, Any], service: str, command: list[str]
 ) -> None:
-    command = compose["services"][service]["command"]
-    assert command == ["python", "-m", module]
-    importlib.import_module(f"{module}.__main__")
+    assert compose["services"][service]["command"] == ["python", "-m", *command]
+    importlib.import_module(f"{command[0]}.__main__")
+
+
+def test_the_stream_workers_are_the_ones_dispatch_run_starts(compose: dict[str, Any]) -> None:
+    started = [list(command) for _, command in SERVICES]
+    for service, command in COMMANDS.items():
+        assert command in started, service
+    assert len(started) == len(COMMANDS)
+    for stage in STAGES:
+        assert compose["services"][stage]["command"][-2:] == ["--stage", stage]
 
 
 def test_kafka_runs_as_one_kraft_node(compose: dict[str, Any]) -> None:
@@ -86,7 +103,7 @@ def test_kafka_runs_as_one_kraft_node(compose: dict[str, Any]) -> None:
     for name in ("OFFSETS_TOPIC", "TRANSACTION_STATE_LOG"):
         assert env[f"KAFKA_{name}_REPLICATION_FACTOR"] == "1"
     # The project's services reach the broker on the listener advertised for containers.
-    for service in MODULES:
+    for service in COMMANDS:
         bootstrap = compose["services"][service]["environment"]["DISPATCH_KAFKA_BOOTSTRAP"]
         assert f"INTERNAL://{bootstrap}" in env["KAFKA_ADVERTISED_LISTENERS"]
 
@@ -104,7 +121,7 @@ def test_ports_published(compose: dict[str, Any], service: str, port: int) -> No
     assert f"{port}:{port}" in compose["services"][service]["ports"]
 
 
-@pytest.mark.parametrize("service", MODULES)
+@pytest.mark.parametrize("service", COMMANDS)
 def test_settings_are_real_fields_with_valid_values(compose: dict[str, Any], service: str) -> None:
     env = compose["services"][service]["environment"]
     fields = {}
@@ -131,9 +148,16 @@ def test_every_service_has_a_health_check(compose: dict[str, Any]) -> None:
         assert check["retries"] >= 1
 
 
-@pytest.mark.parametrize("service", MODULES)
-def test_health_scripts_compile(compose: dict[str, Any], service: str) -> None:
-    compile(health_script(compose["services"][service]), f"<{service} health check>", "exec")
+@pytest.mark.parametrize("service", COMMANDS)
+def test_health_checks_run_code_that_exists(compose: dict[str, Any], service: str) -> None:
+    flag, what, *args = health_command(compose["services"][service])
+    if flag == "-c":
+        compile(what, f"<{service} health check>", "exec")
+    else:
+        importlib.import_module(what)
+    if service in STAGES:
+        # A stream worker's check asks about that worker's own consumer group.
+        assert args == ["--stage", service]
 
 
 def test_dependencies_wait_for_health(compose: dict[str, Any]) -> None:
@@ -143,14 +167,14 @@ def test_dependencies_wait_for_health(compose: dict[str, Any]) -> None:
             assert dependency in services, f"{name} depends on unknown {dependency}"
             assert rule == {"condition": "service_healthy"}, f"{name} -> {dependency}"
             assert services[dependency].get("healthcheck"), f"{dependency} has no health check"
-    for name in MODULES:
+    for name in COMMANDS:
         assert set(services[name]["depends_on"]) == {"kafka", "postgres"}
 
 
 def test_no_password_committed(compose: dict[str, Any]) -> None:
     env = compose["services"]["postgres"]["environment"]
     assert env["POSTGRES_PASSWORD"].startswith("${DISPATCH_POSTGRES_PASSWORD:?")
-    for name in MODULES:
+    for name in COMMANDS:
         url = compose["services"][name]["environment"]["DISPATCH_POSTGRES_URL"]
         with pytest.raises(KeyError):
             interpolate(url, {})
@@ -170,5 +194,5 @@ def test_dockerfile_copies_every_service_package() -> None:
         for line in (ROOT / "Dockerfile").read_text().splitlines()
         if line.startswith("COPY ")
     }
-    for module in MODULES.values():
-        assert module.split(".")[0] in copied
+    for command in COMMANDS.values():
+        assert command[0].split(".")[0] in copied
