@@ -29,12 +29,13 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from bench.pipeline.cpu import CpuSampler
 from bench.pipeline.observer import STATE_MARKERS, Observer, ObserverSpec, observe
 from bench.pipeline.variants import (
     LATE_INPUT,
@@ -74,6 +75,8 @@ class Row:
     stages: dict[str, float]
     counts: dict[str, int]
     others: float  # cores kept busy by other processes of the machine meanwhile
+    # CPU milliseconds per alarm over the timed run: the variant's processes, broker, observer.
+    cpu: dict[str, float] = field(default_factory=dict)
 
 
 async def declare_topics(ctx: Context) -> None:
@@ -160,6 +163,18 @@ async def measure(settings: Settings, workload: Workload, variant: str, refresh_
         zone_file=str(settings.zone_file or default_zone_path()),
     )
     observer = await Observer.start(spec)
+    broker = KafkaBroker(settings).pid_file.live_pid() or 0
+
+    def groups() -> dict[str, set[int]]:
+        variant = {os.getpid()} | {c.pid for c in psutil.Process().children(recursive=True)}
+        return {
+            "variant": variant - {observer.process.pid, broker},
+            "broker": {broker},
+            "observer": {observer.process.pid},
+        }
+
+    sampler = CpuSampler(groups)
+    sampling = asyncio.ensure_future(sampler.run())
     before, start = cpu_by_process(), time.monotonic()
     try:
         async with VARIANTS[variant](ctx):
@@ -170,14 +185,18 @@ async def measure(settings: Settings, workload: Workload, variant: str, refresh_
             ours = our_processes(settings) | {observer.process.pid}
             seen = await observer.result()
             others = others_busy(before, ours, time.monotonic() - start)
+            sampler.sample()
     finally:
+        sampling.cancel()
         await observer.kill()
     if seen.error or seen.counted_at is None:
         raise RuntimeError(f"{variant} on {workload.name}: {seen.error or 'no result'}")
     stages = {"kafka" if passthrough else "classify": seen.counted_at - seen.started}
     if seen.routed_at is not None:
         stages["route"] = seen.routed_at - seen.started
-    return Row(workload.name, variant, len(workload.records), stages, seen.counts, others)
+    spent = sampler.spent(seen.started, seen.routed_at or seen.counted_at)
+    cpu = {name: 1000 * seconds / len(workload.records) for name, seconds in spent.items()}
+    return Row(workload.name, variant, len(workload.records), stages, seen.counts, others, cpu)
 
 
 def in_memory_row(ctx: Context, workload: Workload) -> Row:
@@ -191,7 +210,9 @@ def in_memory_row(ctx: Context, workload: Workload) -> Row:
     # classify is the classify and the merge handlers, as on Kafka (alarms.classified).
     seconds = {"classify": done.seconds["merge"], "route": done.seconds["route"]}
     others = others_busy(before, our_processes(ctx.settings), done.seconds["route"])
-    return Row(workload.name, NO_KAFKA, len(workload.records), seconds, counts, others)
+    # One process doing nothing else: its CPU time is the elapsed time.
+    cpu = {"variant": 1000 * done.seconds["route"] / len(workload.records)}
+    return Row(workload.name, NO_KAFKA, len(workload.records), seconds, counts, others, cpu)
 
 
 def print_table(rows: Sequence[Row]) -> None:
@@ -225,6 +246,26 @@ def print_table(rows: Sequence[Row]) -> None:
             )
 
 
+def print_cpu(rows: Sequence[Row]) -> None:
+    """Print the CPU milliseconds each variant's processes, the broker and the observer spent
+    per alarm over the timed run, and how many cores that kept busy."""
+    head = (
+        f"{'workload':<8} {'variant':<30} {'cpu ms per alarm:':>17} {'variant':>7} "
+        f"{'broker':>6} {'observer':>8} {'total':>6} {'cores':>5}"
+    )
+    print(head)
+    print("-" * len(head))
+    for row in rows:
+        total = sum(row.cpu.values())
+        seconds = max(row.stages.values())
+        cores = total * row.alarms / seconds / 1000
+        print(
+            f"{row.workload:<8} {row.variant:<30} {'':>17} {row.cpu.get('variant', 0):>7.3f} "
+            f"{row.cpu.get('broker', 0):>6.3f} {row.cpu.get('observer', 0):>8.3f} "
+            f"{total:>6.3f} {cores:>5.2f}"
+        )
+
+
 async def run(settings: Settings, args: argparse.Namespace) -> None:
     """Build the workloads and measure every variant on each, one after the other."""
     zone, rules = load_zone_and_rules(settings)
@@ -246,6 +287,8 @@ async def run(settings: Settings, args: argparse.Namespace) -> None:
                 failures.append(f"{variant} on {workload.name}: {exc}")
     print()
     print_table(rows)
+    print()
+    print_cpu(rows)
     for failure in failures:
         print(f"FAILED {failure}")
 

@@ -33,7 +33,8 @@ from dispatch.settings import Settings
 from dispatch.zone import Zone
 from streams.app import build_app
 from streams.batching import Handler, batch_agent, handle_each, send_all
-from streams.pipeline import build_pipeline
+from streams.partitioner import keyed_partitioner
+from streams.pipeline import STAGES, build_pipeline
 from streams.stages import Classifier, Merger, Outbox, Queued, Router, dead_letter
 from streams.topics import bind_topics
 from streams.units_board import UnitBoard
@@ -189,11 +190,12 @@ def forward(record: Any, out: Outbox, now: datetime) -> None:
 
 @asynccontextmanager
 async def bare_producer(ctx: Context) -> AsyncIterator[AIOKafkaProducer]:
-    """An acks=all producer with the Faust app's 5 ms linger, as the agents produce."""
+    """An acks=all producer with the Faust app's 5 ms linger and partitioner."""
     producer = AIOKafkaProducer(
         bootstrap_servers=ctx.settings.bootstrap_servers,
         acks="all",
         linger_ms=5,
+        partitioner=keyed_partitioner,
     )
     await producer.start()
     try:
@@ -268,22 +270,29 @@ async def faust_passthrough(ctx: Context) -> AsyncIterator[None]:
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """What one worker process of `faust pipeline x2` runs."""
+    """What one worker process of `faust pipeline x2` or `faust stages` runs."""
 
     bootstrap: str
     app_id: str
     prefix: str
+    stages: tuple[str, ...] = STAGES
+
+
+# The topic whose partitions tell that a worker of these stages has joined its group.
+FIRST_INPUT = {"classify": "alarms.raw", "merge": "alarms.located", "route": "alarms.classified"}
 
 
 async def run_worker(spec: WorkerSpec) -> None:
-    """Run the shipped pipeline until SIGTERM; print how many `alarms.raw` partitions this
-    worker owns after every rebalance (once its tables are restored)."""
+    """Run the shipped pipeline's stages until SIGTERM; print how many partitions of its first
+    input this worker owns after every rebalance (once its tables are restored)."""
     settings = Settings(kafka_bootstrap=spec.bootstrap)
-    pipeline = build_pipeline(settings, app_id=spec.app_id, topic_prefix=spec.prefix)
-    raw = spec.prefix + "alarms.raw"
+    pipeline = build_pipeline(
+        settings, stages=spec.stages, app_id=spec.app_id, topic_prefix=spec.prefix
+    )
+    first = spec.prefix + FIRST_INPUT[pipeline.stages[0]]
 
     async def rebalanced(sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
-        owned = [tp for tp in pipeline.app.assignor.assigned_actives() if tp.topic == raw]
+        owned = [tp for tp in pipeline.app.assignor.assigned_actives() if tp.topic == first]
         print(f"owns {len(owned)}", flush=True)
 
     pipeline.app.on_rebalance_complete.connect(rebalanced)
@@ -298,33 +307,58 @@ async def run_worker(spec: WorkerSpec) -> None:
 
 
 @asynccontextmanager
-async def faust_pipeline_x2(ctx: Context) -> AsyncIterator[None]:
-    """The shipped pipeline in two worker processes of one app: Faust's way to use two cores.
+async def worker_processes(ctx: Context, groups: list[list[WorkerSpec]]) -> AsyncIterator[None]:
+    """Start one worker process per spec, a group at a time; yield once the workers of each
+    app id own all the partitions of their first input between them and have restored their
+    tables, so no rebalance of a started group falls inside the timed run."""
+    workers: list[asyncio.subprocess.Process] = []
+    try:
+        for specs in groups:
+            started = [await _start_worker(spec) for spec in specs]
+            workers.extend(started)
+            await _settled(ctx, specs, started)
+        yield
+    finally:
+        for worker in workers:
+            if worker.returncode is None:
+                worker.terminate()
+        for worker in workers:
+            await worker.wait()
 
-    Yields once the two share the partitions of `alarms.raw` and have restored their tables,
-    so no rebalance falls inside the timed run (the caller writes the alarms after that).
-    """
-    spec = WorkerSpec(ctx.settings.bootstrap_servers, f"bench-{ctx.prefix}", ctx.prefix)
+
+async def _start_worker(spec: WorkerSpec) -> asyncio.subprocess.Process:
     # The workers run the event loop this process runs.
     uv = type(asyncio.get_running_loop()).__module__.startswith("uvloop")
-    workers = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.pipeline",
-            "--worker",
-            json.dumps(dataclasses.asdict(spec)),
-            "--loop",
-            "uvloop" if uv else "asyncio",
-            stdout=asyncio.subprocess.PIPE,
-            cwd=REPO_ROOT,
-        )
-        for _ in range(2)
-    ]
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.pipeline",
+        "--worker",
+        json.dumps(dataclasses.asdict(spec)),
+        "--loop",
+        "uvloop" if uv else "asyncio",
+        stdout=asyncio.subprocess.PIPE,
+        cwd=REPO_ROOT,
+    )
+
+
+async def _settled(
+    ctx: Context, specs: list[WorkerSpec], workers: list[asyncio.subprocess.Process]
+) -> None:
+    """Wait until the workers of each app id own all partitions of their first input."""
+    partitions = ctx.settings.kafka_partitions
+
+    def settled(owned: list[int]) -> bool:
+        for app_id in {spec.app_id for spec in specs}:
+            shares = [n for n, spec in zip(owned, specs, strict=True) if spec.app_id == app_id]
+            if not all(shares) or sum(shares) != partitions:
+                return False
+        return True
+
+    owned = [0] * len(workers)
+    reads = {asyncio.ensure_future(_line(w)): n for n, w in enumerate(workers)}
     try:
-        owned = [0, 0]
-        reads = {asyncio.ensure_future(_line(w)): n for n, w in enumerate(workers)}
-        while not (all(owned) and sum(owned) == ctx.settings.kafka_partitions):
+        while not settled(owned):
             done, _ = await asyncio.wait(
                 reads, timeout=READY_GUARD_S, return_when=asyncio.FIRST_COMPLETED
             )
@@ -334,15 +368,36 @@ async def faust_pipeline_x2(ctx: Context) -> AsyncIterator[None]:
                 n = reads.pop(task)
                 owned[n] = int(task.result().removeprefix("owns "))
                 reads[asyncio.ensure_future(_line(workers[n]))] = n
+    finally:
         for task in reads:
             task.cancel()
-        yield
-    finally:
-        for worker in workers:
-            if worker.returncode is None:
-                worker.terminate()
-        for worker in workers:
-            await worker.wait()
+
+
+def faust_pipeline_x2(ctx: Context) -> AbstractAsyncContextManager[None]:
+    """The shipped pipeline in two worker processes of one app: Faust's way to use two cores."""
+    spec = WorkerSpec(ctx.settings.bootstrap_servers, f"bench-{ctx.prefix}", ctx.prefix)
+    # Both at once: they share the partitions, and the alarms are written once they have.
+    return worker_processes(ctx, [[spec, spec]])
+
+
+def faust_stages(ctx: Context) -> AbstractAsyncContextManager[None]:
+    """One worker process per stage, each its own app (and consumer group)."""
+    bootstrap = ctx.settings.bootstrap_servers
+    specs = {
+        stage: WorkerSpec(bootstrap, f"bench-{ctx.prefix}-{stage}", ctx.prefix, (stage,))
+        for stage in STAGES
+    }
+    # The last stage first: each is ready before its input starts to flow, and the classify
+    # worker, started last, finds the alarms waiting (the clock starts at its first output).
+    return worker_processes(ctx, [[specs[stage]] for stage in reversed(STAGES)])
+
+
+def faust_stages_2(ctx: Context) -> AbstractAsyncContextManager[None]:
+    """Classify and merge in one worker process, route in another, each its own app."""
+    bootstrap = ctx.settings.bootstrap_servers
+    route = WorkerSpec(bootstrap, f"bench-{ctx.prefix}-route", ctx.prefix, ("route",))
+    first = WorkerSpec(bootstrap, f"bench-{ctx.prefix}-cm", ctx.prefix, ("classify", "merge"))
+    return worker_processes(ctx, [[route], [first]])
 
 
 async def _line(process: asyncio.subprocess.Process) -> str:
@@ -360,6 +415,8 @@ VARIANTS: dict[str, Variant] = {
     "bare same logic": bare_same_logic,
     "faust pipeline": faust_pipeline,
     "faust pipeline x2": faust_pipeline_x2,
+    "faust stages": faust_stages,
+    "faust stages 2": faust_stages_2,
 }
 # Variants that must be running before the alarms are written (the others find them waiting).
 LATE_INPUT = frozenset({"faust pipeline x2"})
