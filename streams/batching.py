@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import faust
 
+from streams.bundles import BadBundle, bundle, by_partition, unbundle
 from streams.stages import Outbox, Queued, dead_letter
 from streams.tables import ChangelogTable
 
@@ -39,8 +40,15 @@ BATCH_WITHIN_S = 0.01
 Handler = Callable[[Any, Outbox, datetime], None]
 
 
-def handle_each(handle: Handler, records: list[Any], out: Queued, *, stage: str) -> None:
-    """Run the handler on every record; a failing record is dead-lettered, not fatal."""
+def handle_each(handle: Handler, messages: list[Any], out: Queued, *, stage: str) -> None:
+    """Run the handler on every record of the messages (a bundle holds many); a failing
+    record is dead-lettered, not fatal, and so is a bundle whose framing is broken."""
+    records: list[Any] = []
+    for message in messages:
+        try:
+            records.extend(unbundle(message))
+        except BadBundle as exc:
+            dead_letter(out, message, stage=stage, reason=str(exc))
     for record in records:
         mark = len(out.records)
         try:
@@ -54,8 +62,9 @@ def handle_each(handle: Handler, records: list[Any], out: Queued, *, stage: str)
             dead_letter(out, record, stage=stage, reason=reason[:2000])
 
 
-# Queue one record (topic, key, value; None deletes) on a producer; return its delivery future.
-Send = Callable[[str, bytes, bytes | None], Awaitable[Awaitable[Any]]]
+# Queue one record (topic, key, value: None deletes, partition: None lets the partitioner
+# choose) on a producer; return its delivery future.
+Send = Callable[[str, bytes | None, bytes | None, int | None], Awaitable[Awaitable[Any]]]
 
 
 class Changelogged(Protocol):
@@ -68,20 +77,37 @@ class Changelogged(Protocol):
 
 
 async def send_all(
-    send: Send, prefix: str, out: Queued, tables: Iterable[Changelogged] = ()
+    send: Send,
+    prefix: str,
+    out: Queued,
+    tables: Iterable[Changelogged] = (),
+    *,
+    partitions: int,
 ) -> None:
     """Send the queued records and the tables' changes; wait until all are acknowledged.
 
-    Call it with no await between the handlers' run and this call: the tables' changes taken
-    here are then exactly the batch's.
+    Records for a bundled topic go as one bundle per partition (`streams.bundles`); the
+    topic has `partitions` partitions, as every catalog topic. Call this with no await
+    between the handlers' run and this call: the tables' changes taken here are then exactly
+    the batch's.
     """
     changes = [(table.changelog_topic, table.take_changes()) for table in tables]
-    pending = [await send(prefix + topic.name, key, value) for topic, key, value in out.records]
+    pending = []
+    bundled: dict[str, list[tuple[bytes, bytes]]] = {}
+    for topic, key, value in out.records:
+        if topic.bundled:
+            bundled.setdefault(prefix + topic.name, []).append((key, value))
+        else:
+            pending.append(await send(prefix + topic.name, key, value, None))
+    for name, records in bundled.items():
+        for partition, part in by_partition(records, partitions).items():
+            for frame in bundle(part):
+                pending.append(await send(name, None, frame, partition))
     for changelog, changed in changes:
         # A compacted changelog keeps only a key's last value: a key changed twice in the
         # batch (an incident opened, then dispatched) is written once, with its last value.
-        for key, value in dict(changed).items():
-            pending.append(await send(changelog, key, value))
+        for row, latest in dict(changed).items():
+            pending.append(await send(changelog, row, latest, None))
     if pending:
         await asyncio.gather(*pending)
 
@@ -89,13 +115,17 @@ async def send_all(
 async def write(
     app: faust.App, prefix: str, out: Queued, tables: Sequence[ChangelogTable] = ()
 ) -> None:
-    """`send_all` through the app's producer."""
+    """`send_all` through the app's producer (its topics have the app's partition count)."""
 
-    def send(topic: str, key: bytes, value: bytes | None) -> Awaitable[Awaitable[Any]]:
-        sent: Awaitable[Awaitable[Any]] = app.producer.send(topic, key, value, None, None, None)
+    def send(
+        topic: str, key: bytes | None, value: bytes | None, partition: int | None
+    ) -> Awaitable[Awaitable[Any]]:
+        sent: Awaitable[Awaitable[Any]] = app.producer.send(
+            topic, key, value, partition, None, None
+        )
         return sent
 
-    await send_all(send, prefix, out, tables)
+    await send_all(send, prefix, out, tables, partitions=app.conf.topic_partitions)
 
 
 def batch_agent(

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from bench.pipeline.workload import unit_reports
 from dispatch.events import IncidentState
 from dispatch.zone import load_zone
+from streams.bundles import unbundle
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HANG_GUARD_S = 120.0  # no progress for this long: the variant is stuck, not slow
@@ -64,8 +65,9 @@ def _tally(observed: Observed, spec: ObserverSpec, record: ConsumerRecord[bytes,
     if record.topic == spec.first_topic:
         observed.started = min(observed.started, record.timestamp / 1000)
     if record.topic == spec.count_topic:
-        counts["records"] = counts.get("records", 0) + 1
-        if counts["records"] == spec.expect:
+        # A bundle (streams.bundles) counts its records.
+        counts["records"] = counts.get("records", 0) + len(unbundle(record))
+        if counts["records"] >= spec.expect and observed.counted_at is None:
             observed.counted_at = time.time()
     if record.topic == spec.state_topic:
         # A byte search, not a parse: the observer stays light on a machine of two cores.

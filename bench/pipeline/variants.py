@@ -113,11 +113,16 @@ class BareStages:
         if producer is None:
             raise RuntimeError("no producer: this driver keeps its records in memory")
 
-        def send(topic: str, key: bytes, value: bytes | None) -> Awaitable[Awaitable[Any]]:
-            sent: Awaitable[Awaitable[Any]] = producer.send(topic, value, key=key)
+        def send(
+            topic: str, key: bytes | None, value: bytes | None, partition: int | None
+        ) -> Awaitable[Awaitable[Any]]:
+            sent: Awaitable[Awaitable[Any]] = producer.send(
+                topic, value, key=key, partition=partition
+            )
             return sent
 
-        await send_all(send, self.ctx.prefix, out, self.tables.values())
+        partitions = self.ctx.settings.kafka_partitions
+        await send_all(send, self.ctx.prefix, out, self.tables.values(), partitions=partitions)
 
     async def dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
         """Dead-letter a units.status record the board could not apply."""

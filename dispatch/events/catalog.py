@@ -38,6 +38,8 @@ class TopicSpec(Generic[E]):
     retention_days: int | None = 7
     # Set where records can be larger than Kafka's 1 MB default (dead letters carry originals).
     max_message_bytes: int | None = None
+    # Internal hops between the stages: a record may be a bundle of many (streams.bundles).
+    bundled: bool = False
 
     def __post_init__(self) -> None:
         if self.key_field not in self.model.model_fields:
@@ -58,6 +60,7 @@ ALARMS_CLASSIFIED = TopicSpec(
     key_field="incident_id",
     compacted=False,
     description="Alarms with category, priority, capabilities and place, grouped by incident.",
+    bundled=True,
 )
 ALARMS_LOCATED = TopicSpec(
     name="alarms.located",
@@ -66,6 +69,7 @@ ALARMS_LOCATED = TopicSpec(
     compacted=False,
     description="Internal: classified alarms keyed by place and kind, so one worker merges them.",
     retention_days=1,
+    bundled=True,
 )
 COMMANDER_COMMANDS = TopicSpec(
     name="commander.commands",

@@ -1,0 +1,139 @@
+"""Bundles on the internal hops, and the batch write path that makes them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable
+from datetime import datetime
+from typing import Any
+
+import pytest
+from aiokafka import ConsumerRecord
+from aiokafka.partitioner import DefaultPartitioner
+
+from dispatch.events import ALARMS_CLASSIFIED, ALARMS_DLQ, INCIDENTS_STATE, DeadLetter, decode
+from streams.batching import handle_each, send_all
+from streams.bundles import MAGIC, MAX_BUNDLE_BYTES, BadBundle, bundle, by_partition, unbundle
+from streams.stages import Outbox, Queued
+
+
+def message(value: bytes, *, topic: str = "alarms.located", offset: int = 7) -> Any:
+    return ConsumerRecord(topic, 2, offset, 0, 0, None, value, None, 0, len(value), [])
+
+
+def pairs(n: int, size: int = 20) -> list[tuple[bytes, bytes]]:
+    return [(f"key-{i}".encode(), b"{" + bytes([97 + i % 26]) * size + b"}") for i in range(n)]
+
+
+def test_a_bundle_gives_back_its_records_in_order_at_the_bundles_place() -> None:
+    records = [*pairs(5), (b"", b"{}")]
+    (frame,) = bundle(records)
+    inner = unbundle(message(frame))
+    assert [(r.key, r.value) for r in inner] == records
+    assert {(r.topic, r.partition, r.offset) for r in inner} == {("alarms.located", 2, 7)}
+
+
+def test_a_plain_record_is_one_record() -> None:
+    plain = message(b'{"alarm_id": "x"}')
+    assert unbundle(plain) == [plain]
+    # No value at all (a tombstone) is left to the handler to refuse.
+    empty = ConsumerRecord("alarms.located", 0, 1, 0, 0, None, None, None, 0, 0, [])
+    assert unbundle(empty) == [empty]
+
+
+def test_bundles_are_cut_before_they_pass_the_size_limit() -> None:
+    records = pairs(40, size=40_000)  # about 1.6 MB in all
+    frames = bundle(records)
+    assert len(frames) > 1
+    assert all(len(frame) <= MAX_BUNDLE_BYTES for frame in frames)
+    again = [(r.key, r.value) for frame in frames for r in unbundle(message(frame))]
+    assert again == records
+
+
+def test_a_record_larger_than_the_limit_still_goes_alone() -> None:
+    big = [(b"k", b"{" + b"x" * MAX_BUNDLE_BYTES + b"}")]
+    (frame,) = bundle(big)
+    assert [(r.key, r.value) for r in unbundle(message(frame))] == big
+
+
+@pytest.mark.parametrize("cut", [1, 3, 10, 25])
+def test_a_cut_bundle_is_refused_naming_where(cut: int) -> None:
+    (frame,) = bundle(pairs(2))
+    with pytest.raises(BadBundle, match="bundle cut short"):
+        unbundle(message(frame[:-cut]))
+
+
+def test_records_are_grouped_by_the_default_partitioners_partition() -> None:
+    records = [(uuid.uuid4().bytes, b"{}") for _ in range(200)]
+    grouped = by_partition(records, 4)
+    partitions = [0, 1, 2, 3]
+    for partition, part in grouped.items():
+        for key, _ in part:
+            assert DefaultPartitioner()(key, partitions, partitions) == partition
+    assert sum(len(part) for part in grouped.values()) == len(records)
+
+
+class FakeTable:
+    """A table's queued changelog changes, as ChangelogTable keeps them."""
+
+    changelog_topic = "app-incidents-changelog"
+
+    def __init__(self, changes: list[tuple[bytes, bytes | None]]) -> None:
+        self.changes = changes
+
+    def take_changes(self) -> list[tuple[bytes, bytes | None]]:
+        changes, self.changes = self.changes, []
+        return changes
+
+
+def test_send_all_bundles_internal_hops_and_writes_each_changed_key_once() -> None:
+    sent: list[tuple[str, bytes | None, bytes | None, int | None]] = []
+
+    async def send(
+        topic: str, key: bytes | None, value: bytes | None, partition: int | None
+    ) -> Awaitable[Any]:
+        sent.append((topic, key, value, partition))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    out = Queued()
+    classified = pairs(30)
+    for key, value in classified:
+        out.send(ALARMS_CLASSIFIED, key, value)
+    out.send(INCIDENTS_STATE, b"incident-1", b'{"state": "classified"}')
+    table = FakeTable([(b"a", b"1"), (b"b", b"1"), (b"a", b"2"), (b"b", None)])
+    asyncio.run(send_all(send, "p.", out, [table], partitions=4))
+
+    bundles = [s for s in sent if s[0] == "p.alarms.classified"]
+    # One bundle per partition the keys fall in, sent to that partition with no key.
+    assert sorted(s[3] for s in bundles if s[3] is not None) == sorted(by_partition(classified, 4))
+    assert all(s[1] is None and s[2] and s[2].startswith(MAGIC) for s in bundles)
+    inner = {(r.key, r.value) for s in bundles for r in unbundle(message(s[2] or b""))}
+    assert inner == set(classified)
+    # Other topics get their records one by one, keyed, partitioned by key.
+    assert ("p.incidents.state", b"incident-1", b'{"state": "classified"}', None) in sent
+    # A key changed twice in the batch is written once, with its last value (None: deleted).
+    changelog = [(s[1], s[2]) for s in sent if s[0] == "app-incidents-changelog"]
+    assert changelog == [(b"a", b"2"), (b"b", None)]
+
+
+def test_each_record_of_a_bundle_is_handled_and_a_broken_bundle_is_dead_lettered() -> None:
+    handled: list[bytes] = []
+
+    def handler(record: Any, out: Outbox, now: datetime) -> None:
+        handled.append(record.value)
+
+    (frame,) = bundle(pairs(3))
+    broken = frame[:-4]
+    plain = message(b'{"plain": 1}', offset=9)
+    out = Queued()
+    handle_each(handler, [message(frame), message(broken, offset=8), plain], out, stage="merge")
+    assert handled == [value for _, value in pairs(3)] + [b'{"plain": 1}']
+    ((spec, _, value),) = out.records
+    assert spec is ALARMS_DLQ
+    letter = decode(DeadLetter, value)
+    assert letter.offset == 8
+    assert letter.stage == "merge"
+    assert "bundle cut short" in letter.reason
