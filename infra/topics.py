@@ -33,12 +33,17 @@ class TopicDecl:
 async def ensure_topics(
     bootstrap: str, topics: Iterable[TopicDecl], *, replication_factor: int = 1
 ) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
+    """Create the topics that do not exist yet; return the names created.
+
+    A topic that exists with another partition count than declared is an error: the stages
+    rely on it (co-partitioned inputs, bundles sent to the partition of their keys).
+    """
     wanted = list(topics)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        await _check_partitions(admin, [t for t in wanted if t.name in existing])
         new = [
             NewTopic(
                 name=t.name,
@@ -52,13 +57,31 @@ async def ensure_topics(
         if not new:
             return []
         response = await admin.create_topics(new)
+        created = []
         for name, code, *rest in response.topic_errors:
-            if code not in (0, TopicAlreadyExistsError.errno):
+            if code == 0:
+                created.append(name)
+            elif code != TopicAlreadyExistsError.errno:
                 message = rest[0] if rest else ""
                 raise InfraError(f"could not create topic {name}: error {code} {message}")
-        return [t.name for t in new]
+        return created
     finally:
         await admin.close()
+
+
+async def _check_partitions(admin: AIOKafkaAdminClient, declared: list[TopicDecl]) -> None:
+    if not declared:
+        return
+    described = await admin.describe_topics([t.name for t in declared])
+    counts = {topic["topic"]: len(topic["partitions"]) for topic in described}
+    wrong = [t for t in declared if counts.get(t.name) != t.partitions]
+    if wrong:
+        found = ", ".join(f"{t.name} has {counts.get(t.name)}" for t in wrong)
+        raise InfraError(
+            f"topics exist with another partition count than {wrong[0].partitions} "
+            f"(DISPATCH_KAFKA_PARTITIONS): {found}; the stages need every catalog topic to "
+            "have the same count"
+        )
 
 
 def catalog_declarations(settings: Settings) -> list[TopicDecl]:

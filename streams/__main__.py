@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from faust import Worker
 
 from dispatch.settings import Settings
+from infra.errors import InfraError
 from infra.topics import declare_catalog_topics
 from streams.pipeline import build_pipeline, parse_stages
 
@@ -21,7 +22,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # asyncio's own loop, not uvloop: uvloop ran the pipeline faster in one process, but two
     # workers of one app on it stalled mid-run in the benchmark (docs/benchmarks.md).
     settings = Settings()
-    asyncio.run(declare_catalog_topics(settings))
+    try:
+        asyncio.run(declare_catalog_topics(settings))
+    except InfraError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     pipeline = build_pipeline(settings, stages=stages)
     # The worker installs its own SIGINT/SIGTERM handlers and stops the app cleanly on them.
     worker = Worker(pipeline.app, loglevel=logging.INFO, quiet=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -25,7 +26,8 @@ from dispatch.events import (
 )
 from dispatch.settings import Settings
 from dispatch.triage import provisional_incident_id
-from infra.topics import declare_catalog_topics
+from infra.errors import InfraError
+from infra.topics import TopicDecl, declare_catalog_topics, ensure_topics
 from tests.integration.test_infra_cli import cli_env, processes_mentioning, run_cli
 from tests.unit.test_compose import COMMANDS, health_command, load_compose
 
@@ -110,6 +112,23 @@ async def test_catalog_topics_are_declared_with_their_configs(running_stack: Set
     assert configs["units.status"]["cleanup.policy"] == "compact"
     assert configs["alarms.raw"]["retention.ms"] == str(30 * 24 * 3600 * 1000)
     assert configs["alarms.dlq"]["max.message.bytes"] == str(2 * 1024 * 1024)
+
+
+async def test_a_topic_with_another_partition_count_is_refused(running_stack: Settings) -> None:
+    name = f"t{uuid.uuid4().hex[:10]}.alarms.located"
+    bootstrap = running_stack.bootstrap_servers
+    assert await ensure_topics(bootstrap, [TopicDecl(name, 2)]) == [name]
+    # The broker's metadata shows a new topic a moment after it is created; no event says so.
+    for _ in range(600):
+        if (await describe(bootstrap, [name]))[0].get(name) == 2:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError(f"{name} never showed in the broker's metadata")
+    assert await ensure_topics(bootstrap, [TopicDecl(name, 2)]) == []
+    # Bundles go to the partition of their keys among the declared count: refuse to start.
+    with pytest.raises(InfraError, match=rf"{name} has 2"):
+        await ensure_topics(bootstrap, [TopicDecl(name, 4)])
 
 
 def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
