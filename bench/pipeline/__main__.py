@@ -15,8 +15,11 @@ and `storm` (every alarm at one of the zone's places, inside one merge window).
 Variants: `bare passthrough` (raw bytes consumed and produced again: Kafka's own cost),
 `faust passthrough` (the same through one of the shipped batch agents: Faust's own cost per
 hop), `same logic, no kafka` (the stages' handlers over in-memory lists: the logic's own cost),
-`bare same logic` (the same handlers driven by plain aiokafka loops: the reference of the ratio
-column) and `faust pipeline` (streams.pipeline as shipped).
+`bare same logic` (the same handlers driven by plain aiokafka loops in one process: the
+reference of the ratio column), `faust pipeline` (streams.pipeline, every stage on one app in
+this process) and `faust stages` (as `dispatch run` ships it: one worker process per stage,
+each its own app). A second table gives the CPU each variant's processes, the broker and the
+observer spent per alarm over the timed run.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ DEFAULT_VARIANTS = (
     NO_KAFKA,
     "bare same logic",
     "faust pipeline",
+    "faust stages",
 )
 
 
