@@ -40,15 +40,20 @@ BATCH_WITHIN_S = 0.01
 Handler = Callable[[Any, Outbox, datetime], None]
 
 
-def handle_each(handle: Handler, messages: list[Any], out: Queued, *, stage: str) -> None:
-    """Run the handler on every record of the messages (a bundle holds many); a failing
-    record is dead-lettered, not fatal, and so is a bundle whose framing is broken."""
+def open_bundles(messages: Iterable[Any], out: Queued, *, stage: str) -> list[Any]:
+    """Return the records of the messages (a bundle holds many, `streams.bundles`); a bundle
+    whose framing is broken is dead-lettered whole."""
     records: list[Any] = []
     for message in messages:
         try:
             records.extend(unbundle(message))
         except BadBundle as exc:
             dead_letter(out, message, stage=stage, reason=str(exc))
+    return records
+
+
+def handle_each(handle: Handler, records: list[Any], out: Queued, *, stage: str) -> None:
+    """Run the handler on every record; a failing record is dead-lettered, not fatal."""
     for record in records:
         mark = len(out.records)
         try:
@@ -128,6 +133,30 @@ async def write(
     await send_all(send, prefix, out, tables, partitions=app.conf.topic_partitions)
 
 
+async def run_batch(
+    handle: Handler,
+    messages: Iterable[Any],
+    *,
+    stage: str,
+    write: Callable[[Queued], Awaitable[None]],
+) -> None:
+    """Handle the records of a batch of messages and write what they caused.
+
+    Bundles can make a batch of messages many times `BATCH_MAX` records; they are handled and
+    written `BATCH_MAX` records at a time, so one batch never holds the event loop (and the
+    unit board's reader and the timers with it) for long. Each write takes the tables' changes
+    of its own records; a crash between two writes replays the batch, harmlessly.
+    """
+    out = Queued()
+    records = open_bundles(messages, out, stage=stage)
+    for start in range(0, len(records), BATCH_MAX):
+        handle_each(handle, records[start : start + BATCH_MAX], out, stage=stage)
+        await write(out)
+        out = Queued()
+    if out.records:
+        await write(out)
+
+
 def batch_agent(
     app: faust.App,
     source: Any,
@@ -149,8 +178,10 @@ def batch_agent(
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             if before is not None:
                 await before()
-            out = Queued()
-            handle_each(handle, [event.message for event in events], out, stage=stage)
-            await write(app, prefix, out, tables)
+            messages = [event.message for event in events]
+            await run_batch(handle, messages, stage=stage, write=write_batch)
+
+    async def write_batch(out: Queued) -> None:
+        await write(app, prefix, out, tables)
 
     return app.agent(source, name=name)(run)

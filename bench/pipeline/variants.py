@@ -32,7 +32,7 @@ from dispatch.routing import RoutingPolicy
 from dispatch.settings import Settings
 from dispatch.zone import Zone
 from streams.app import build_app
-from streams.batching import Handler, batch_agent, handle_each, send_all
+from streams.batching import Handler, batch_agent, handle_each, run_batch, send_all
 from streams.partitioner import keyed_partitioner
 from streams.pipeline import STAGES, build_pipeline
 from streams.stages import Classifier, Merger, Outbox, Queued, Router, dead_letter
@@ -164,10 +164,8 @@ async def consume_in_batches(
                 continue
             if before is not None:
                 await before()
-            out = Queued()
-            for records in batches.values():
-                handle_each(handle, records, out, stage=stage)
-            await write(out)
+            messages = [record for records in batches.values() for record in records]
+            await run_batch(handle, messages, stage=stage, write=write)
             await consumer.commit()
     finally:
         await consumer.stop()

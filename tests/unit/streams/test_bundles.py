@@ -13,7 +13,7 @@ from aiokafka import ConsumerRecord
 from aiokafka.partitioner import DefaultPartitioner
 
 from dispatch.events import ALARMS_CLASSIFIED, ALARMS_DLQ, INCIDENTS_STATE, DeadLetter, decode
-from streams.batching import handle_each, send_all
+from streams.batching import BATCH_MAX, run_batch, send_all
 from streams.bundles import MAGIC, MAX_BUNDLE_BYTES, BadBundle, bundle, by_partition, unbundle
 from streams.stages import Outbox, Queued
 
@@ -121,19 +121,42 @@ def test_send_all_bundles_internal_hops_and_writes_each_changed_key_once() -> No
 
 def test_each_record_of_a_bundle_is_handled_and_a_broken_bundle_is_dead_lettered() -> None:
     handled: list[bytes] = []
+    writes: list[Queued] = []
 
     def handler(record: Any, out: Outbox, now: datetime) -> None:
         handled.append(record.value)
 
+    async def write(out: Queued) -> None:
+        writes.append(out)
+
     (frame,) = bundle(pairs(3))
     broken = frame[:-4]
     plain = message(b'{"plain": 1}', offset=9)
-    out = Queued()
-    handle_each(handler, [message(frame), message(broken, offset=8), plain], out, stage="merge")
+    messages = [message(frame), message(broken, offset=8), plain]
+    asyncio.run(run_batch(handler, messages, stage="merge", write=write))
     assert handled == [value for _, value in pairs(3)] + [b'{"plain": 1}']
-    ((spec, _, value),) = out.records
+    ((spec, _, value),) = [record for out in writes for record in out.records]
     assert spec is ALARMS_DLQ
     letter = decode(DeadLetter, value)
     assert letter.offset == 8
     assert letter.stage == "merge"
     assert "bundle cut short" in letter.reason
+
+
+def test_a_batch_of_many_bundled_records_is_handled_and_written_in_slices() -> None:
+    handled: list[bytes] = []
+    written: list[int] = []
+
+    def handler(record: Any, out: Outbox, now: datetime) -> None:
+        handled.append(record.value)
+        out.send(INCIDENTS_STATE, record.key, record.value)
+
+    async def write(out: Queued) -> None:
+        written.append(len(out.records))
+
+    records = pairs(2 * BATCH_MAX + 7)
+    messages = [message(frame) for frame in bundle(records)]
+    asyncio.run(run_batch(handler, messages, stage="route", write=write))
+    assert handled == [value for _, value in records]
+    # Written BATCH_MAX records at a time: one batch never holds the loop for long.
+    assert written == [BATCH_MAX, BATCH_MAX, 7]
