@@ -44,6 +44,7 @@ class Bundled:
     topic: str
     partition: int
     offset: int  # the bundle's offset
+    index: int  # the record's place in the bundle
     key: bytes
     value: bytes
 
@@ -84,7 +85,8 @@ def unbundle(message: Any) -> list[Any]:
     while at < end:
         key, at = _field(data, at, "key")
         value, at = _field(data, at, "value")
-        records.append(Bundled(message.topic, message.partition, message.offset, key, value))
+        index = len(records)
+        records.append(Bundled(message.topic, message.partition, message.offset, index, key, value))
     return records
 
 

@@ -23,4 +23,6 @@ def dead_letter_for(
         stage=stage,
         failed_at=datetime.now(UTC),
         errors=errors,
+        # A record out of a bundle (streams.bundles) says where in the bundle it was.
+        bundle_index=getattr(message, "index", None),
     )

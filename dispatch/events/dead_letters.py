@@ -78,6 +78,8 @@ class DeadLetter(EventModel):
     source_topic: TopicName
     partition: int = Field(ge=0, le=2**31 - 1)
     offset: int = Field(ge=0, le=2**63 - 1)
+    # The record's place inside a bundle at that offset (streams.bundles); None: a plain record.
+    bundle_index: int | None = Field(default=None, ge=0, le=2**31 - 1)
     key: KafkaKey | None = None
     key_truncated: bool = False
     value: KafkaValue
@@ -100,17 +102,23 @@ class DeadLetter(EventModel):
         stage: str,
         failed_at: datetime,
         errors: Sequence[FieldError] = (),
+        bundle_index: int | None = None,
     ) -> Self:
         """Build a dead letter from any record, cutting oversized parts down to the bounds."""
         # Whatever arrived must fit, or writing the dead letter would fail the worker as well.
         value = value or b""
+        # Derived from the record's position, so replaying the same bad record yields the same
+        # dead-letter id and consumers of the DLQ can deduplicate; the records of one bundle
+        # share an offset and differ by their index.
+        position = f"{source_topic}:{partition}:{offset}"
+        if bundle_index is not None:
+            position += f":{bundle_index}"
         return cls(
-            # Derived from the record's position, so replaying the same bad record yields the
-            # same dead-letter id and consumers of the DLQ can deduplicate.
-            event_id=uuid.uuid5(DEAD_LETTER_NAMESPACE, f"{source_topic}:{partition}:{offset}"),
+            event_id=uuid.uuid5(DEAD_LETTER_NAMESPACE, position),
             source_topic=source_topic,
             partition=partition,
             offset=offset,
+            bundle_index=bundle_index,
             key=None if key is None else key[:MAX_KEY_BYTES],
             key_truncated=key is not None and len(key) > MAX_KEY_BYTES,
             value=value[:MAX_VALUE_BYTES],

@@ -160,3 +160,37 @@ def test_a_batch_of_many_bundled_records_is_handled_and_written_in_slices() -> N
     assert handled == [value for _, value in records]
     # Written BATCH_MAX records at a time: one batch never holds the loop for long.
     assert written == [BATCH_MAX, BATCH_MAX, 7]
+
+
+def test_bad_records_of_one_bundle_get_dead_letters_of_their_own() -> None:
+    def handler(record: Any, out: Outbox, now: datetime) -> None:
+        raise ValueError("a bug")
+
+    letters: list[DeadLetter] = []
+
+    async def write(out: Queued) -> None:
+        letters.extend(decode(DeadLetter, value) for _, _, value in out.records)
+
+    (frame,) = bundle(pairs(3))
+    asyncio.run(run_batch(handler, [message(frame)], stage="merge", write=write))
+    again: list[DeadLetter] = []
+    letters, again = again, letters
+    asyncio.run(run_batch(handler, [message(frame)], stage="merge", write=write))
+    # One each, told apart by their place in the bundle, the same ids on a replay.
+    assert [letter.bundle_index for letter in again] == [0, 1, 2]
+    assert len({letter.event_id for letter in again}) == 3
+    assert [letter.event_id for letter in letters] == [letter.event_id for letter in again]
+    assert [letter.value for letter in again] == [value for _, value in pairs(3)]
+    # A plain record keeps the id it always had.
+    plain = DeadLetter.capture(
+        source_topic="alarms.located",
+        partition=2,
+        offset=7,
+        key=None,
+        value=b"{}",
+        reason="x",
+        stage="merge",
+        failed_at=again[0].failed_at,
+    )
+    assert plain.bundle_index is None
+    assert plain.event_id not in {letter.event_id for letter in again}
