@@ -74,7 +74,8 @@ async def _check_partitions(admin: AIOKafkaAdminClient, declared: list[TopicDecl
         return
     described = await admin.describe_topics([t.name for t in declared])
     counts = {topic["topic"]: len(topic["partitions"]) for topic in described}
-    wrong = [t for t in declared if counts.get(t.name) != t.partitions]
+    # A topic another service created a moment ago can show no partitions yet: not a mismatch.
+    wrong = [t for t in declared if counts.get(t.name) and counts[t.name] != t.partitions]
     if wrong:
         found = ", ".join(f"{t.name} has {counts.get(t.name)}" for t in wrong)
         raise InfraError(

@@ -4,7 +4,7 @@ Each handler takes one input record (anything with `topic`, `partition`, `offset
 `value`: a Faust message or an aiokafka record), reads and writes its tables (mappings of
 bytes to JSON bytes) and queues the records it produces on an `Outbox`. Nothing here awaits:
 the driver decides how records are read and how the queued writes reach Kafka. The Faust
-agents (`streams.agents`) drive these handlers in batches; the pipeline benchmark drives the
+agents (`streams.batching`) drive these handlers in batches; the pipeline benchmark drives the
 very same handlers from bare aiokafka loops, so the two are compared on identical work.
 """
 
