@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import uuid
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 from pydantic import SecretStr, ValidationError
@@ -152,18 +153,30 @@ async def list_principals(conn: asyncpg.Connection) -> list[PrincipalInfo]:
     return [_principal_info(row) for row in rows]
 
 
+async def _mark_once(
+    conn: asyncpg.Connection, mark: str, exists: str, key: object, unknown: Exception
+) -> Any:
+    """Run `mark` (an UPDATE of one row that only changes it once, RETURNING a column) for key;
+    return the column, or None when the row was already marked; raise `unknown` when `exists`
+    finds no such row. Both statements take key as their one parameter."""
+    marked = await conn.fetchval(mark, key)
+    if marked is None and await conn.fetchval(exists, key) is None:
+        raise unknown
+    return marked
+
+
 async def disable_principal(conn: asyncpg.Connection, *, principal_id: str, actor: str) -> bool:
     """Disable a principal so none of its tokens authenticates; False if it already was."""
     async with conn.transaction():
-        disabled = await conn.fetchval(
+        disabled = await _mark_once(
+            conn,
             "UPDATE principals SET disabled_at = now() "
             "WHERE id = $1 AND disabled_at IS NULL RETURNING id",
+            "SELECT 1 FROM principals WHERE id = $1",
             principal_id,
+            UnknownPrincipal(f"no principal {principal_id!r}"),
         )
         if disabled is None:
-            exists = await conn.fetchval("SELECT 1 FROM principals WHERE id = $1", principal_id)
-            if exists is None:
-                raise UnknownPrincipal(f"no principal {principal_id!r}")
             return False
         await audit.record(
             conn,
@@ -248,15 +261,15 @@ async def list_tokens(
 async def revoke_token(conn: asyncpg.Connection, *, token_id: uuid.UUID, actor: str) -> bool:
     """Revoke a token for good; False if it already was revoked."""
     async with conn.transaction():
-        principal_id = await conn.fetchval(
+        principal_id = await _mark_once(
+            conn,
             "UPDATE tokens SET revoked_at = now() "
             "WHERE id = $1 AND revoked_at IS NULL RETURNING principal_id",
+            "SELECT 1 FROM tokens WHERE id = $1",
             token_id,
+            UnknownToken(f"no token {token_id}"),
         )
         if principal_id is None:
-            exists = await conn.fetchval("SELECT 1 FROM tokens WHERE id = $1", token_id)
-            if exists is None:
-                raise UnknownToken(f"no token {token_id}")
             return False
         await audit.record(
             conn,
