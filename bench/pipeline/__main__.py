@@ -40,6 +40,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.pipeline.cpu import CpuSampler
 from bench.pipeline.observer import STATE_MARKERS, Observer, ObserverSpec, observe
+from bench.pipeline.paced import write_records
 from bench.pipeline.variants import (
     LATE_INPUT,
     NO_KAFKA,
@@ -81,6 +82,8 @@ class Row:
     others: float  # cores kept busy by other processes of the machine meanwhile
     # CPU milliseconds per alarm over the timed run: the variant's processes, broker, observer.
     cpu: dict[str, float] = field(default_factory=dict)
+    # Paced runs: milliseconds from write to routing decision (n, p50, p95, p99, max).
+    latency: dict[str, float] = field(default_factory=dict)
 
 
 async def declare_topics(ctx: Context) -> None:
@@ -141,17 +144,27 @@ def others_busy(before: dict[int, float], ours: set[int], seconds: float) -> flo
     return spent / seconds
 
 
-async def measure(settings: Settings, workload: Workload, variant: str, refresh_s: float) -> Row:
-    """Run one variant on fresh topics holding the workload; return its figures."""
+async def measure(
+    settings: Settings, workload: Workload, variant: str, refresh_s: float, rate: float = 0.0
+) -> Row:
+    """Run one variant on fresh topics holding the workload; return its figures.
+
+    With a rate, the observer writes the alarms at that rate once the variant runs, and times
+    each to its routing decision (bench.pipeline.paced).
+    """
     zone, rules = load_zone_and_rules(settings)
     ctx = Context(settings, zone, rules, fresh_prefix())
     if variant == NO_KAFKA:
         return in_memory_row(ctx, workload)
     await declare_topics(ctx)
     bootstrap = settings.bootstrap_servers
-    late = variant in LATE_INPUT
-    if not late:
+    late = variant in LATE_INPUT and not rate
+    if not (late or rate):
         await produce_all(bootstrap, ctx.topic("alarms.raw"), workload.records)
+    records_file = ""
+    if rate:
+        records_file = str(settings.state_dir / f"{ctx.prefix}alarms")
+        write_records(records_file, workload.records)
     passthrough = "passthrough" in variant
     if not passthrough:
         await produce_all(bootstrap, ctx.topic("units.status"), unit_reports(zone))
@@ -165,6 +178,9 @@ async def measure(settings: Settings, workload: Workload, variant: str, refresh_
         units_topic=None if passthrough else ctx.topic("units.status"),
         refresh_s=refresh_s,
         zone_file=str(settings.zone_file or default_zone_path()),
+        rate=rate,
+        raw_topic=ctx.topic("alarms.raw") if rate else None,
+        records_file=records_file,
     )
     observer = await Observer.start(spec)
     broker = KafkaBroker(settings).pid_file.live_pid() or 0
@@ -186,6 +202,8 @@ async def measure(settings: Settings, workload: Workload, variant: str, refresh_
                 # Written while the variant runs: the producer (tens of thousands of records
                 # a second) stays ahead, and the clock starts at the variant's first output.
                 await produce_all(bootstrap, ctx.topic("alarms.raw"), workload.records)
+            if rate:
+                await observer.go()
             ours = our_processes(settings) | {observer.process.pid}
             seen = await observer.result()
             others = others_busy(before, ours, time.monotonic() - start)
@@ -200,7 +218,13 @@ async def measure(settings: Settings, workload: Workload, variant: str, refresh_
         stages["route"] = seen.routed_at - seen.started
     spent = sampler.spent(seen.started, seen.routed_at or seen.counted_at)
     cpu = {name: 1000 * seconds / len(workload.records) for name, seconds in spent.items()}
-    return Row(workload.name, variant, len(workload.records), stages, seen.counts, others, cpu)
+    latency = dict(seen.latency)
+    if seen.write_seconds is not None:
+        # The rate the writer achieved: below the asked one, the machine could not even write.
+        latency["written/s"] = len(workload.records) / seen.write_seconds
+    return Row(
+        workload.name, variant, len(workload.records), stages, seen.counts, others, cpu, latency
+    )
 
 
 def in_memory_row(ctx: Context, workload: Workload) -> Row:
@@ -270,6 +294,26 @@ def print_cpu(rows: Sequence[Row]) -> None:
         )
 
 
+def print_latency(rows: Sequence[Row], rate: float) -> None:
+    """Print, for a paced run, each variant's time from an alarm's write to its routing."""
+    head = (
+        f"{'workload':<8} {'variant':<30} {'asked/s':>7} {'written/s':>9} {'routed/s':>8} "
+        f"{'ms p50':>7} {'p95':>7} {'p99':>7} {'max':>7} {'timed':>6}"
+    )
+    print(head)
+    print("-" * len(head))
+    for row in rows:
+        lat = row.latency
+        if "p50" not in lat:
+            continue
+        routed = row.alarms / row.stages["route"] if "route" in row.stages else 0.0
+        print(
+            f"{row.workload:<8} {row.variant:<30} {rate:>7.0f} {lat.get('written/s', 0):>9.0f} "
+            f"{routed:>8.0f} {lat['p50']:>7.1f} {lat['p95']:>7.1f} {lat['p99']:>7.1f} "
+            f"{lat['max']:>7.1f} {lat['n']:>6.0f}"
+        )
+
+
 async def run(settings: Settings, args: argparse.Namespace) -> None:
     """Build the workloads and measure every variant on each, one after the other."""
     zone, rules = load_zone_and_rules(settings)
@@ -285,7 +329,9 @@ async def run(settings: Settings, args: argparse.Namespace) -> None:
         for variant in args.variants:
             print(f"running {variant} on {workload.name} ...", flush=True)
             try:
-                rows.append(await measure(settings, workload, variant, args.unit_refresh_s))
+                rows.append(
+                    await measure(settings, workload, variant, args.unit_refresh_s, args.rate)
+                )
             except RuntimeError as exc:
                 # Say so and go on: one stuck variant must not cost the others' figures.
                 failures.append(f"{variant} on {workload.name}: {exc}")
@@ -293,6 +339,9 @@ async def run(settings: Settings, args: argparse.Namespace) -> None:
     print_table(rows)
     print()
     print_cpu(rows)
+    if args.rate:
+        print()
+        print_latency(rows, args.rate)
     for failure in failures:
         print(f"FAILED {failure}")
 
@@ -319,6 +368,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         type=float,
         default=0.25,
         help="every unit reports itself available this often while a variant runs",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="write the alarms at this many a second while each variant runs, and time each "
+        "alarm to its routing decision (default: all written before the clock starts)",
     )
     parser.add_argument(
         "--variants",

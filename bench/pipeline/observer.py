@@ -13,6 +13,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from bench.pipeline.paced import Latencies, read_records, write_paced
 from bench.pipeline.workload import unit_reports
 from dispatch.events import IncidentState
 from dispatch.zone import load_zone
@@ -35,6 +36,11 @@ class ObserverSpec:
     units_topic: str | None = None
     refresh_s: float = 0.0
     zone_file: str = ""
+    # Paced runs (bench.pipeline.paced): write these records to raw_topic at rate a second once
+    # told to go, and time each alarm to its routing decision.
+    rate: float = 0.0
+    raw_topic: str | None = None
+    records_file: str = ""
 
 
 @dataclass
@@ -46,8 +52,14 @@ class Observed:
     routed_at: float | None = None
     counts: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    # Paced runs: milliseconds from an alarm's write to its routing decision, and how long
+    # the writer took to write them all (more than alarms / rate: the writer fell behind).
+    latency: dict[str, float] = field(default_factory=dict)
+    write_seconds: float | None = None
 
 
+# The changes that decide an alarm: it opened an incident, or it joined one.
+DECISIONS = (IncidentState.CLASSIFIED, IncidentState.MERGED)
 # The incident's own state is followed by previous_state; a party's state is not.
 STATE_MARKERS = {
     state: f'"state":"{state}","previous_state"'.encode()
@@ -60,8 +72,15 @@ STATE_MARKERS = {
 }
 
 
-def _tally(observed: Observed, spec: ObserverSpec, record: ConsumerRecord[bytes, bytes]) -> None:
+def _tally(
+    observed: Observed,
+    spec: ObserverSpec,
+    record: ConsumerRecord[bytes, bytes],
+    latencies: Latencies | None,
+) -> None:
     counts = observed.counts
+    if latencies is not None and record.topic == spec.raw_topic:
+        latencies.wrote(record)
     if record.topic == spec.first_topic:
         observed.started = min(observed.started, record.timestamp / 1000)
     if record.topic == spec.count_topic:
@@ -75,6 +94,8 @@ def _tally(observed: Observed, spec: ObserverSpec, record: ConsumerRecord[bytes,
         for state, marker in STATE_MARKERS.items():
             if marker in value:
                 counts[state] = counts.get(state, 0) + 1
+                if latencies is not None and state in DECISIONS:
+                    latencies.decided(record, merged=state == IncidentState.MERGED)
         if counts.get("classified", 0) + counts.get("merged", 0) == spec.expect:
             observed.routed_at = observed.routed_at or time.time()
 
@@ -97,6 +118,13 @@ async def _keep_units_reporting(spec: ObserverSpec) -> None:
 async def observe(spec: ObserverSpec) -> Observed:
     """Read the variant's outputs from the start until its last expected output arrives."""
     topics = [spec.first_topic, spec.count_topic] + ([spec.state_topic] if spec.state_topic else [])
+    latencies = None
+    writer: asyncio.Future[float] | None = None
+    if spec.rate and spec.raw_topic:
+        alarms = read_records(spec.records_file)
+        latencies = Latencies()
+        latencies.expect(alarms)
+        topics.append(spec.raw_topic)
     consumer = AIOKafkaConsumer(bootstrap_servers=spec.bootstrap, enable_auto_commit=False)
     await consumer.start()
     observed = Observed()
@@ -106,6 +134,12 @@ async def observe(spec: ObserverSpec) -> Observed:
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         print("ready", flush=True)
+        if latencies is not None and spec.raw_topic:
+            # The variant is running once the benchmark says go.
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+            writer = asyncio.ensure_future(
+                write_paced(spec.bootstrap, spec.raw_topic, alarms, spec.rate)
+            )
         last_progress = time.monotonic()
         progress = 0
         done_at: float | None = None
@@ -114,7 +148,7 @@ async def observe(spec: ObserverSpec) -> Observed:
             batches = await consumer.getmany(timeout_ms=50, max_records=5000)
             for records in batches.values():
                 for record in records:
-                    _tally(observed, spec, record)
+                    _tally(observed, spec, record, latencies)
             # Progress is records towards the end, not any record: a stuck pipeline keeps
             # writing state changes for its deadlines.
             counts = observed.counts
@@ -129,10 +163,15 @@ async def observe(spec: ObserverSpec) -> Observed:
             finished = observed.counted_at and (observed.routed_at or not spec.state_topic)
             if done_at is None and finished:
                 done_at = time.monotonic()
+        if writer is not None and latencies is not None:
+            observed.write_seconds = await writer
+            observed.latency = latencies.summary()
     finally:
         reporter.cancel()
         with suppress(asyncio.CancelledError):
             await reporter
+        if writer is not None and not writer.done():
+            writer.cancel()
         await consumer.stop()
     return observed
 
@@ -152,6 +191,7 @@ class Observer:
             "bench.pipeline",
             "--observe",
             json.dumps(asdict(spec)),
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             cwd=REPO_ROOT,
         )
@@ -164,6 +204,13 @@ class Observer:
         if self.process.stdout is None:
             raise RuntimeError("the observer's stdout is not a pipe")
         return (await self.process.stdout.readline()).decode().strip()
+
+    async def go(self) -> None:
+        """Tell a paced observer that the variant runs: it starts writing the alarms."""
+        if self.process.stdin is None:
+            raise RuntimeError("the observer's stdin is not a pipe")
+        self.process.stdin.write(b"go\n")
+        await self.process.stdin.drain()
 
     async def result(self) -> Observed:
         """Wait for what the observer saw."""
