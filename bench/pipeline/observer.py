@@ -83,6 +83,8 @@ def _tally(
         latencies.wrote(record)
     if record.topic == spec.first_topic:
         observed.started = min(observed.started, record.timestamp / 1000)
+        if latencies is not None:
+            latencies.located(record)
     if record.topic == spec.count_topic:
         # A bundle (streams.bundles) counts its records.
         counts["records"] = counts.get("records", 0) + len(unbundle(record))

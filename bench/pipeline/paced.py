@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from dispatch.triage import provisional_incident_id
+from streams.bundles import unbundle
 
 # A rate is kept in ticks of this length: each tick writes the alarms due by its end.
 TICK_S = 0.01
 _INCIDENT = re.compile(rb'"incident_id":"([0-9a-f-]{36})"')
+_ALARM = re.compile(rb'"alarm_id":"([0-9a-f-]{36})"')
 _MERGED = re.compile(rb'"reason":"alarm ([0-9a-f-]{36}) merged')
 
 
@@ -52,6 +54,8 @@ class Latencies:
     written: dict[str, float] = field(default_factory=dict)  # alarm id -> write time
     by_incident: dict[str, str] = field(default_factory=dict)  # opened incident -> alarm id
     seconds: list[float] = field(default_factory=list)
+    # Seconds from the write to the classify stage's output (`alarms.located`): the first hop.
+    to_located: list[float] = field(default_factory=list)
 
     def expect(self, records: Sequence[tuple[bytes, bytes]]) -> None:
         """Learn every alarm's id and the incident it would open."""
@@ -64,6 +68,14 @@ class Latencies:
         alarm_id = json.loads(record.value or b"{}").get("alarm_id")
         if alarm_id is not None:
             self.written[alarm_id] = record.timestamp / 1000
+
+    def located(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        """Note when the classify stage wrote the alarms in this record (a bundle or one)."""
+        for inner in unbundle(record):
+            found = _ALARM.search(inner.value or b"")
+            written = self.written.get(found.group(1).decode()) if found else None
+            if written is not None:
+                self.to_located.append(record.timestamp / 1000 - written)
 
     def decided(self, record: ConsumerRecord[bytes, bytes], *, merged: bool) -> None:
         """Note the routing decision of one alarm, found by id in the state change."""
@@ -83,16 +95,19 @@ class Latencies:
         if not self.seconds:
             return {}
         ordered = sorted(self.seconds)
+        first = sorted(self.to_located) or [0.0]
 
-        def at(share: float) -> float:
-            return 1000 * ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+        def at(values: list[float], share: float) -> float:
+            return 1000 * values[min(len(values) - 1, int(share * len(values)))]
 
         return {
             "n": float(len(ordered)),
-            "p50": at(0.50),
-            "p95": at(0.95),
-            "p99": at(0.99),
+            "p50": at(ordered, 0.50),
+            "p95": at(ordered, 0.95),
+            "p99": at(ordered, 0.99),
             "max": 1000 * ordered[-1],
+            "located p50": at(first, 0.50),
+            "located p99": at(first, 0.99),
         }
 
 

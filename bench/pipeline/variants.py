@@ -21,7 +21,7 @@ from signal import SIGTERM
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
 
 from bench.pipeline.observer import REPO_ROOT
 from bench.pipeline.workload import Workload, unit_reports
@@ -147,15 +147,17 @@ async def consume_in_batches(
     stage: str,
     write: Callable[[Queued], Awaitable[None]],
     before: Callable[[], Awaitable[Any]] | None = None,
+    assigned: asyncio.Event | None = None,
 ) -> None:
-    """Consume, run the handler over a batch, wait for its writes, commit; until cancelled."""
+    """Consume, run the handler over a batch, wait for its writes, commit; until cancelled.
+    `assigned` is set once the group has given this consumer its partitions."""
     consumer = AIOKafkaConsumer(
-        ctx.topic(topic),
         bootstrap_servers=ctx.settings.bootstrap_servers,
         group_id=ctx.prefix + stage,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
+    consumer.subscribe([ctx.topic(topic)], listener=_Assigned(assigned or asyncio.Event()))
     await consumer.start()
     try:
         while True:
@@ -169,6 +171,20 @@ async def consume_in_batches(
             await consumer.commit()
     finally:
         await consumer.stop()
+
+
+class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Sets an event once the consumer has partitions."""
+
+    def __init__(self, event: asyncio.Event) -> None:
+        self.event = event
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.event.clear()
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        if assigned:
+            self.event.set()
 
 
 @asynccontextmanager
@@ -232,16 +248,29 @@ async def bare_same_logic(ctx: Context) -> AsyncIterator[None]:
         async def board_ready() -> None:
             await stages.board.ready.wait()
 
+        assigned = [asyncio.Event() for _ in range(3)]
+
         def loop(topic: str, handle: Handler, stage: str, **kw: Any) -> Awaitable[None]:
             return consume_in_batches(ctx, topic, handle, stage=stage, write=stages.write, **kw)
 
         async with running(
             follow,
-            loop("alarms.raw", stages.classifier.alarm, "classify"),
-            loop("alarms.located", stages.merger.located, "merge"),
-            loop("alarms.classified", stages.router.classified, "route", before=board_ready),
+            loop("alarms.raw", stages.classifier.alarm, "classify", assigned=assigned[0]),
+            loop("alarms.located", stages.merger.located, "merge", assigned=assigned[1]),
+            loop(
+                "alarms.classified",
+                stages.router.classified,
+                "route",
+                before=board_ready,
+                assigned=assigned[2],
+            ),
             stages.tick_every_second(),
         ):
+            # Ready when every loop has its partitions and the board its units: a paced run's
+            # clock must not include the groups' joins (a backlog's clock starts at the first
+            # output anyway).
+            waits = [event.wait() for event in assigned] + [stages.board.ready.wait()]
+            await asyncio.wait_for(asyncio.gather(*waits), READY_GUARD_S)
             yield
 
 
@@ -249,8 +278,22 @@ async def bare_same_logic(ctx: Context) -> AsyncIterator[None]:
 async def faust_pipeline(ctx: Context) -> AsyncIterator[None]:
     """streams.pipeline as shipped: classify, merge and route agents on one Faust app."""
     pipeline = build_pipeline(ctx.settings, app_id=f"bench-{ctx.prefix}", topic_prefix=ctx.prefix)
+    raw = ctx.topic("alarms.raw")
+    settled = asyncio.Event()
+
+    async def rebalanced(sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
+        # Sent once the partitions are assigned and the tables restored.
+        owned = [tp for tp in pipeline.app.assignor.assigned_actives() if tp.topic == raw]
+        if len(owned) == ctx.settings.kafka_partitions:
+            settled.set()
+
+    pipeline.app.on_rebalance_complete.connect(rebalanced)
     await pipeline.app.start()
     try:
+        # As for the bare loops: ready once it owns its partitions and knows the units.
+        assert pipeline.board is not None
+        waits = [settled.wait(), pipeline.board.ready.wait()]
+        await asyncio.wait_for(asyncio.gather(*waits), READY_GUARD_S)
         yield
     finally:
         await pipeline.app.stop()
