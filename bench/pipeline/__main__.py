@@ -246,6 +246,12 @@ def in_memory_row(ctx: Context, workload: Workload) -> Row:
     return Row(workload.name, NO_KAFKA, len(workload.records), seconds, counts, others, cpu)
 
 
+def heading(head: str) -> None:
+    """Print a table's column names, underlined."""
+    print(head)
+    print("-" * len(head))
+
+
 def print_table(rows: Sequence[Row]) -> None:
     """Print a line per variant and stage; ratio is its rate over the bare same-logic loop's.
 
@@ -256,8 +262,7 @@ def print_table(rows: Sequence[Row]) -> None:
         f"{'alarms/s':>8} {'ratio':>5} {'incidents':>9} {'merged':>6} {'dispatched':>10} "
         f"{'escalated':>9} {'others':>6}"
     )
-    print(head)
-    print("-" * len(head))
+    heading(head)
     for row in rows:
         base = next(
             (r for r in rows if r.workload == row.workload and r.variant == "bare same logic"),
@@ -284,8 +289,7 @@ def print_cpu(rows: Sequence[Row]) -> None:
         f"{'workload':<8} {'variant':<30} {'cpu ms per alarm:':>17} {'variant':>7} "
         f"{'broker':>6} {'observer':>8} {'total':>6} {'cores':>5}"
     )
-    print(head)
-    print("-" * len(head))
+    heading(head)
     for row in rows:
         total = sum(row.cpu.values())
         seconds = max(row.stages.values())
@@ -305,8 +309,7 @@ def print_latency(rows: Sequence[Row], rate: float) -> None:
         f"{'ms p50':>7} {'p95':>7} {'p99':>7} {'max':>7} {'timed':>6} "
         f"{'classify p50':>12} {'p99':>7}"
     )
-    print(head)
-    print("-" * len(head))
+    heading(head)
     for row in rows:
         lat = row.latency
         if "p50" not in lat:
