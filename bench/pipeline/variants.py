@@ -276,7 +276,7 @@ async def bare_same_logic(ctx: Context) -> AsyncIterator[None]:
 
 @asynccontextmanager
 async def faust_pipeline(ctx: Context) -> AsyncIterator[None]:
-    """streams.pipeline as shipped: classify, merge and route agents on one Faust app."""
+    """Every stage on one Faust app in this process (`python -m streams` without `--stage`)."""
     pipeline = build_pipeline(ctx.settings, app_id=f"bench-{ctx.prefix}", topic_prefix=ctx.prefix)
     raw = ctx.topic("alarms.raw")
     settled = asyncio.Event()
