@@ -51,7 +51,6 @@ from dispatch.events import (
 )
 from dispatch.settings import Settings
 from infra import stack
-from infra.processes import free_port
 from infra.topics import TopicDecl, ensure_topics
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -510,12 +509,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     print(f"open files limit raised to {raise_fd_limit()}")
     with tempfile.TemporaryDirectory(prefix="bench-push-") as state:
-        settings = Settings(
-            state_dir=Path(state),
-            kafka_port=free_port(),
-            kafka_controller_port=free_port(),
-            postgres_port=free_port(),
-        )
+        settings = stack.private_settings(Path(state))
         stack.up(settings, print)
         try:
             asyncio.run(drive(settings, args, Path(state)))

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from dispatch.settings import Settings
 from infra.errors import InfraError
 from infra.kafka import KafkaBroker
 from infra.postgres import PostgresServer
-from infra.processes import Say, ServiceStatus
+from infra.processes import Say, ServiceStatus, free_port
+
+
+def private_settings(state_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a stack of one's own (tests, benchmarks): this state directory and free
+    ports for Kafka and PostgreSQL, beside whatever else runs on the machine."""
+    return Settings(
+        state_dir=state_dir,
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        postgres_port=free_port(),
+        **overrides,
+    )
 
 
 def up(settings: Settings, say: Say) -> list[ServiceStatus]:

@@ -11,7 +11,6 @@ import pytest
 
 from dispatch.settings import Settings
 from infra import stack
-from infra.processes import free_port
 from infra.topics import TopicDecl, ensure_topics
 
 INTEGRATION_DIR = Path(__file__).parent / "integration"
@@ -27,12 +26,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def infra_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings for this test run: own state directory and own ports, shared jar cache."""
-    return Settings(
-        state_dir=tmp_path_factory.mktemp("state"),
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        postgres_port=free_port(),
-    )
+    return stack.private_settings(tmp_path_factory.mktemp("state"))
 
 
 @pytest.fixture(scope="session")

@@ -57,7 +57,7 @@ from bench.pipeline.workload import Workload, build_workload, unit_reports
 from dispatch.settings import Settings
 from dispatch.zone import default_zone_path
 from infra.kafka import KafkaBroker
-from infra.processes import free_port
+from infra.stack import private_settings
 from infra.topics import TopicDecl, catalog_declarations, ensure_topics
 from streams.pipeline import load_zone_and_rules
 
@@ -427,12 +427,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.storm_alarms is None:
         args.storm_alarms = args.alarms
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as state:
-        settings = Settings(
-            state_dir=Path(state),
-            kafka_port=free_port(),
-            kafka_controller_port=free_port(),
-            postgres_port=free_port(),
-        )
+        settings = private_settings(Path(state))
         broker = KafkaBroker(settings)
         broker.up(print)
         try:

@@ -30,6 +30,7 @@ from dispatch.events import RawAlarm, decode
 from dispatch.settings import Settings
 from infra.kafka import KafkaBroker
 from infra.processes import free_port
+from infra.stack import private_settings
 from infra.topics import TopicDecl, ensure_topics
 from tests.integration.principals import (
     Caller,
@@ -541,14 +542,7 @@ async def test_past_the_rate_limit_is_429_with_retry_after(
 @pytest.fixture
 def private_broker(tmp_path: Path) -> Iterator[KafkaBroker]:
     """Return (unstarted) a Kafka broker of this test's own, which it may stop and restart."""
-    broker = KafkaBroker(
-        Settings(
-            state_dir=tmp_path / "state",
-            kafka_port=free_port(),
-            kafka_controller_port=free_port(),
-            kafka_heap="256m",
-        )
-    )
+    broker = KafkaBroker(private_settings(tmp_path / "state", kafka_heap="256m"))
     yield broker
     broker.down(print)
 
