@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dispatch.events import DeadLetter, FieldError
+from streams.bundles import Bundled
 
 
 def dead_letter_for(
@@ -23,6 +24,6 @@ def dead_letter_for(
         stage=stage,
         failed_at=datetime.now(UTC),
         errors=errors,
-        # A record out of a bundle (streams.bundles) says where in the bundle it was.
-        bundle_index=getattr(message, "index", None),
+        # A record out of a bundle says where in the bundle it was.
+        bundle_index=message.index if isinstance(message, Bundled) else None,
     )
