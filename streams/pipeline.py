@@ -6,7 +6,6 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 import faust
 
@@ -45,7 +44,6 @@ class Pipeline:
     topics: Topics
     zone: Zone
     stages: tuple[str, ...]
-    agents: tuple[Any, ...]
     # The route stage's view of the units (None when this app does not route).
     board: UnitBoard | None
 
@@ -91,15 +89,15 @@ def build_pipeline(
     zone, rules = load_zone_and_rules(settings)
     app = build_app(settings, app_id=app_id or stage_app_id(stages))
     topics = bind_topics(app, prefix=topic_prefix)
-    agents: list[Any] = []
+    # Each registers its agents (and tables, timers, tasks) on the app.
     board = None
     if "classify" in stages:
-        agents.append(register_classify(app, topics, zone=zone, rules=rules))
+        register_classify(app, topics, zone=zone, rules=rules)
     if "merge" in stages:
-        agents.append(register_merge(app, topics, merge_window=merge_window))
+        register_merge(app, topics, merge_window=merge_window)
     if "route" in stages:
         board = UnitBoard(zone)
-        route = register_route(
+        register_route(
             app,
             topics,
             board=board,
@@ -107,6 +105,5 @@ def build_pipeline(
             lifecycle=lifecycle or LifecyclePolicy(),
             tick_interval_s=tick_interval_s,
         )
-        agents.extend(route.agents)
     ordered = tuple(stage for stage in STAGES if stage in stages)
-    return Pipeline(app, topics, zone, ordered, tuple(agents), board)
+    return Pipeline(app, topics, zone, ordered, board)

@@ -10,7 +10,6 @@ order, and is the only one to change it.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,15 +24,6 @@ from streams.topics import Topics
 from streams.units_board import UnitBoard
 
 
-@dataclass(frozen=True)
-class RouteAgents:
-    """The route stage's agents, unit board and logic (which holds the tables)."""
-
-    board: UnitBoard
-    router: Router
-    agents: tuple[Any, ...]
-
-
 def register_route(
     app: faust.App,
     topics: Topics,
@@ -42,8 +32,9 @@ def register_route(
     routing: RoutingPolicy,
     lifecycle: LifecyclePolicy,
     tick_interval_s: float = 1.0,
-) -> RouteAgents:
-    """Add the route agents, the deadline timer and the unit board's reader to app."""
+) -> tuple[Any, ...]:
+    """Add the route agents, the deadline timer and the unit board's reader to app; return
+    the agents."""
     incidents = bytes_table(app, "incidents")
     # incident id -> its earliest pending deadline; only incidents with one are here.
     deadlines = bytes_table(app, "incident-deadlines")
@@ -81,7 +72,7 @@ def register_route(
         (topics.ticks, "expire-deadlines", router.tick),
         (topics.commands, "apply-command", router.command),
     )
-    agents = tuple(
+    return tuple(
         batch_agent(
             app,
             source,
@@ -94,7 +85,6 @@ def register_route(
         )
         for source, name, handle in inputs
     )
-    return RouteAgents(board=board, router=router, agents=agents)
 
 
 def _bootstrap(app: faust.App) -> str:
