@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from dispatch.classify import Rules, classify
+from dispatch.display import printable
 from dispatch.events import ClassifiedAlarm, EventModel, LocatedAlarm, RawAlarm, UtcTimestamp
 from dispatch.locate import locate, merge_key
 from dispatch.zone import Zone
@@ -45,7 +46,7 @@ def triage(zone: Zone, rules: Rules, alarm: RawAlarm, *, now: datetime) -> Locat
         merge_key=merge_key(verdict.category, where),
         received_at=alarm.received_at,
         classified_at=now,
-        text=alarm.text,
+        text=printable(alarm.text),
         source_kind=alarm.source_kind,
         source_id=alarm.source_id,
     )

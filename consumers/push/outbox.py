@@ -18,7 +18,7 @@ from typing import Any, TypeVar, cast
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from asyncpg.pool import PoolConnectionProxy
 
 from consumers.push.store import (
@@ -27,14 +27,28 @@ from consumers.push.store import (
     OutboxRow,
     append_assignments,
     connection,
+    describe_fault,
+    is_record_fault,
 )
-from dispatch.events import Assignment, DeadLetter, InvalidEvent, decode, encode, key_of
+from dispatch.events import (
+    MAX_VALUE_BYTES,
+    Assignment,
+    DeadLetter,
+    FieldError,
+    InvalidEvent,
+    decode,
+    encode,
+    key_of,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 STAGE = "push-outbox"
+Job = tuple[ConsumerRecord[Any, Any], Assignment]
 _MAX_BATCH = 500
+# Fits the producer's default 1 MiB request once base64 and the envelope are added.
+_SMALL_DEAD_LETTER_VALUE = 512 * 1024
 _RETRY_FIRST_S = 0.2
 _RETRY_MAX_S = 5.0
 
@@ -49,6 +63,10 @@ async def cancel(task: asyncio.Task[None]) -> None:
 
 class WriterStopped(Exception):
     """Raised inside the writer when it is asked to stop while waiting for the database."""
+
+
+class RecordFault(Exception):
+    """Raised inside the writer when PostgreSQL refuses a record's data (not an outage)."""
 
 
 class OutboxWriter:
@@ -120,16 +138,16 @@ class OutboxWriter:
             pass
 
     async def _copy(self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
-        assignments: list[Assignment] = []
+        jobs: list[Job] = []
         offsets: dict[TopicPartition, int] = {}
         for partition, records in batch.items():
             for record in records:
                 try:
-                    assignments.append(decode(Assignment, record.value or b""))
+                    jobs.append((record, decode(Assignment, record.value or b"")))
                 except InvalidEvent as exc:
-                    await self._retry(partial(self._dead_letter, record, exc))
+                    await self._dead_letter(record, str(exc), exc.errors)
             offsets[partition] = records[-1].offset + 1
-        rows = await self._retry(lambda: self._store(assignments))
+        rows = await self._store_jobs(jobs)
         try:
             await self._consumer.commit(offsets)
         except KafkaError as exc:
@@ -139,33 +157,79 @@ class OutboxWriter:
         if rows:
             self._on_stored(rows)
 
+    async def _store_jobs(self, jobs: list[Job]) -> list[OutboxRow]:
+        try:
+            return await self._retry(lambda: self._store([job for _, job in jobs]))
+        except RecordFault:
+            pass
+        # Some record of the batch cannot be stored: find it by storing one at a time, so the
+        # others go through (in order, so each unit's seqs stay in its jobs' order).
+        rows: list[OutboxRow] = []
+        for record, job in jobs:
+            try:
+                rows += await self._retry(partial(self._store, [job]))
+            except RecordFault as fault:
+                log.warning(
+                    "outbox writer: %s[%d]@%d cannot be stored: %s",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    fault,
+                )
+                await self._dead_letter(record, f"cannot be stored in the outbox: {fault}")
+        return rows
+
     async def _store(self, assignments: list[Assignment]) -> list[OutboxRow]:
         if self._conn is None:
             # Held between batches, so its backend pid identifies this writer's NOTIFYs.
             self._conn = await self._pool.acquire()
         return await append_assignments(cast(asyncpg.Connection, self._conn), assignments)
 
-    async def _dead_letter(self, record: ConsumerRecord[Any, Any], exc: InvalidEvent) -> None:
+    async def _dead_letter(
+        self, record: ConsumerRecord[Any, Any], reason: str, errors: Sequence[FieldError] = ()
+    ) -> None:
+        try:
+            await self._retry(partial(self._send_dead_letter, record, reason, errors))
+        except MessageSizeTooLargeError:
+            # Base64 makes the original a third larger than this producer may send: keep what
+            # fits (value_truncated says so) rather than block the partition on it.
+            cut = partial(self._send_dead_letter, record, reason, errors, _SMALL_DEAD_LETTER_VALUE)
+            await self._retry(cut)
+
+    async def _send_dead_letter(
+        self,
+        record: ConsumerRecord[Any, Any],
+        reason: str,
+        errors: Sequence[FieldError],
+        max_value_bytes: int = MAX_VALUE_BYTES,
+    ) -> None:
         letter = DeadLetter.capture(
             source_topic=record.topic,
             partition=record.partition,
             offset=record.offset,
             key=record.key,
             value=record.value,
-            reason=str(exc),
+            reason=reason,
             stage=STAGE,
             failed_at=datetime.now(UTC),
-            errors=exc.errors,
+            errors=errors,
+            max_value_bytes=max_value_bytes,
         )
         await self._producer.send_and_wait(self._dead_letter_topic, encode(letter), key_of(letter))
 
     async def _retry(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        # Retry what a dependency that is down or busy makes fail; a fault of the record itself
+        # (RecordFault, or a Kafka record too large to send) is raised at once, never retried.
         delay = _RETRY_FIRST_S
         while True:
             try:
                 return await attempt()
-            except (*DATABASE_DOWN, KafkaError) as exc:
-                log.warning("outbox writer: %s; retrying in %.1f s", exc, delay)
+            except MessageSizeTooLargeError:
+                raise
+            except (*DATABASE_DOWN, UnicodeError, KafkaError) as exc:
+                if is_record_fault(exc):
+                    raise RecordFault(describe_fault(exc)) from exc
+                log.warning("outbox writer: %s; retrying in %.1f s", describe_fault(exc), delay)
                 await self._release()
             if self._stopping:
                 raise WriterStopped

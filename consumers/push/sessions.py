@@ -14,8 +14,9 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -44,6 +45,8 @@ CATCH_UP_PAGE = 200
 # Standard close codes: 1013 "try again later" (the outbox could not be read just now).
 TRY_AGAIN_LATER = 1013
 INTERNAL_ERROR = 1011
+# A skipped record's reason may quote all of it; the log needs only the start.
+MAX_LOGGED_REASON = 500
 
 
 class _Wake:
@@ -363,14 +366,28 @@ class BoardFeed:
             batch = await self._consumer.getmany(timeout_ms=500)
             for records in batch.values():
                 for record in records:
-                    self._publish(record.topic, record.value or b"")
+                    self._publish(record)
 
-    def _publish(self, topic: str, value: bytes) -> None:
+    def _publish(self, record: ConsumerRecord[Any, Any]) -> None:
+        value = record.value if isinstance(record.value, bytes) else b""
         try:
-            if topic == self._incidents_topic:
+            if record.topic == self._incidents_topic:
                 self._hub.publish_incident(decode(IncidentStateChange, value))
             else:
                 self._hub.publish_unit_status(decode(UnitStatus, value))
         except InvalidEvent as exc:
             # The boards are a live view; the stage that wrote it dead-letters bad records.
-            log.warning("board feed skips a record of %s: %s", topic, exc)
+            self._skip(record, str(exc))
+        except Exception as exc:
+            # Whatever one record does, the boards must keep receiving the next ones.
+            self._skip(record, f"{type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _skip(record: ConsumerRecord[Any, Any], why: str) -> None:
+        log.warning(
+            "board feed skips %s[%d]@%d: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            why[:MAX_LOGGED_REASON],
+        )

@@ -67,6 +67,11 @@ class FieldError(EventModel):
     message: Text
 
 
+def _encodable(text: str) -> str:
+    # A reason may quote the bad input; a lone surrogate in it would make the letter unwritable.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 DEAD_LETTER_NAMESPACE = uuid.UUID("5b0c6f0e-3f1d-4a8e-9a55-0d1b2c3d4e5f")
 
 
@@ -103,10 +108,16 @@ class DeadLetter(EventModel):
         failed_at: datetime,
         errors: Sequence[FieldError] = (),
         bundle_index: int | None = None,
+        max_value_bytes: int = MAX_VALUE_BYTES,
     ) -> Self:
-        """Build a dead letter from any record, cutting oversized parts down to the bounds."""
+        """Build a dead letter from any record, cutting oversized parts down to the bounds.
+
+        max_value_bytes cuts the value shorter still, for a producer whose requests are
+        smaller than the 2 MiB this topic takes.
+        """
         # Whatever arrived must fit, or writing the dead letter would fail the worker as well.
         value = value or b""
+        limit = min(max_value_bytes, MAX_VALUE_BYTES)
         # Derived from the record's position, so replaying the same bad record yields the same
         # dead-letter id and consumers of the DLQ can deduplicate; the records of one bundle
         # share an offset and differ by their index.
@@ -121,9 +132,9 @@ class DeadLetter(EventModel):
             bundle_index=bundle_index,
             key=None if key is None else key[:MAX_KEY_BYTES],
             key_truncated=key is not None and len(key) > MAX_KEY_BYTES,
-            value=value[:MAX_VALUE_BYTES],
-            value_truncated=len(value) > MAX_VALUE_BYTES,
-            reason=reason[:MAX_REASON_CHARS] or "unknown",
+            value=value[:limit],
+            value_truncated=len(value) > limit,
+            reason=_encodable(reason)[:MAX_REASON_CHARS] or "unknown",
             errors=tuple(errors[:MAX_ERRORS]),
             stage=stage,
             failed_at=failed_at,

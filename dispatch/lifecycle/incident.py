@@ -7,6 +7,7 @@ from datetime import datetime
 
 from pydantic import Field
 
+from dispatch.display import printable
 from dispatch.events import (
     Category,
     ClassifiedAlarm,
@@ -45,6 +46,7 @@ class Incident(EventModel):
     category: Category
     required_capabilities: tuple[Capability, ...] = Field(default=(), max_length=8)
     units_needed: int = Field(ge=1, le=10)
+    needs: dict[Capability, int] = Field(default_factory=dict, max_length=8)
     position: Position
     grid_id: Identifier | None = None
     place_id: Identifier | None = None
@@ -82,6 +84,7 @@ def open_incident(alarm: ClassifiedAlarm) -> Incident:
         category=alarm.category,
         required_capabilities=alarm.required_capabilities,
         units_needed=alarm.units_needed,
+        needs=alarm.needs,
         position=alarm.position,
         grid_id=alarm.grid_id,
         place_id=alarm.place_id,
@@ -89,7 +92,8 @@ def open_incident(alarm: ClassifiedAlarm) -> Incident:
         place_type=alarm.place_type,
         school_id=alarm.school_id,
         enterprise_id=alarm.enterprise_id,
-        summary=alarm.text[:200],
+        # Printable whoever wrote the record: a NUL here would reach every job and store.
+        summary=printable(alarm.text[:200]),
         timing=IncidentTiming(received_at=alarm.received_at, classified_at=alarm.classified_at),
         alarm_ids=(alarm.alarm_id,),
     )
