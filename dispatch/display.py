@@ -19,3 +19,18 @@ def printable(text: str) -> str:
     # Replaced, not dropped: the length stays (a text of NULs does not become empty) and a
     # reader sees that something was there.
     return _CONTROL.sub(REPLACEMENT, text)
+
+
+def place_label(zone_name: str | None, given: str | None, *, limit: int = 200) -> str | None:
+    """Return the zone place's name with the caller's own name for the spot, e.g. "恒通 · 2号门".
+
+    Either alone when the other is missing or already contains it; None when neither is known.
+    """
+    names = [printable(name).strip() for name in (zone_name, given) if name and name.strip()]
+    if len(names) == 2:
+        zone, spot = names
+        if spot.casefold() in zone.casefold():
+            names = [zone]
+        elif zone.casefold() in spot.casefold():
+            names = [spot]
+    return " · ".join(names)[:limit] or None

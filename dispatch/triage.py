@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from dispatch.classify import Rules, classify
-from dispatch.display import printable
+from dispatch.display import place_label, printable
 from dispatch.events import ClassifiedAlarm, EventModel, LocatedAlarm, RawAlarm, UtcTimestamp
 from dispatch.locate import locate, merge_key
 from dispatch.zone import Zone
@@ -39,7 +39,8 @@ def triage(zone: Zone, rules: Rules, alarm: RawAlarm, *, now: datetime) -> Locat
         position=where.position,
         grid_id=where.grid_id,
         place_id=where.place.id if where.place else None,
-        place_name=where.place.name if where.place else alarm.place_name,
+        # The zone's name for the place and the caller's for the spot ("恒通 · 2号门").
+        place_name=place_label(where.place.name if where.place else None, alarm.place_name),
         place_type=where.place_type,
         school_id=where.school_id,
         enterprise_id=where.enterprise_id,
@@ -49,6 +50,8 @@ def triage(zone: Zone, rules: Rules, alarm: RawAlarm, *, now: datetime) -> Locat
         text=printable(alarm.text),
         source_kind=alarm.source_kind,
         source_id=alarm.source_id,
+        reporter_name=printable(alarm.reporter_name) if alarm.reporter_name else None,
+        reporter_phone=alarm.reporter_phone,
     )
 
 

@@ -53,6 +53,23 @@ def can_read_incident(
     return False
 
 
+def can_read_reporter(
+    principal: Principal, *, enterprise_id: str | None, sent_unit_ids: Collection[str]
+) -> bool:
+    """Tell whether principal may see who reported an incident and their call-back number.
+
+    The commander, the desk of the incident's own enterprise and the units sent to it; not a
+    guard only alerted for mutual aid, who may belong to another enterprise.
+    """
+    if principal.role is Role.COMMANDER:
+        return True
+    if principal.role is Role.DESK:
+        return enterprise_id is not None and enterprise_id == principal.enterprise_id
+    if principal.role in UNIT_ROLES:
+        return principal.unit_id is not None and principal.unit_id in sent_unit_ids
+    return False
+
+
 def can_act_on_assignment(principal: Principal, *, unit_id: str) -> bool:
     """Tell whether principal may answer (accept, decline, report progress) for unit_id's job.
 

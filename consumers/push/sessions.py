@@ -21,6 +21,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from consumers.auth import Principal, can_command, can_read_incident
+from consumers.auth.policy import can_read_reporter
 from consumers.push.outbox import cancel
 from consumers.push.protocol import (
     Channel,
@@ -31,6 +32,7 @@ from consumers.push.protocol import (
 )
 from consumers.push.store import DATABASE_DOWN, OutboxRow
 from dispatch.events import (
+    AssignmentKind,
     IncidentStateChange,
     InvalidEvent,
     UnitAvailability,
@@ -263,15 +265,26 @@ class Hub:
                 session.wake()
 
     def publish_incident(self, change: IncidentStateChange) -> None:
-        """Send a state change to every board whose principal may read the incident."""
+        """Send a state change to every board whose principal may read the incident.
+
+        Who reported it and their number go only to those who may read them too; the others
+        get the change without them.
+        """
         units = {party.unit_id for party in change.parties}
-        text: str | None = None
+        sent = {p.unit_id for p in change.parties if p.kind is AssignmentKind.ASSIGNMENT}
+        full: str | None = None
+        without_contact: str | None = None
         for session in tuple(self._boards):
-            if can_read_incident(
-                session.principal, enterprise_id=change.enterprise_id, unit_ids=units
-            ):
-                text = text or incident_frame(encode(change).decode())
-                session.offer_text(text)
+            principal, where = session.principal, change.enterprise_id
+            if not can_read_incident(principal, enterprise_id=where, unit_ids=units):
+                continue
+            if can_read_reporter(principal, enterprise_id=where, sent_unit_ids=sent):
+                full = full or incident_frame(encode(change).decode())
+                session.offer_text(full)
+            else:
+                hidden = change.model_copy(update={"reporter_name": None, "reporter_phone": None})
+                without_contact = without_contact or incident_frame(encode(hidden).decode())
+                session.offer_text(without_contact)
 
     def publish_unit_status(self, status: UnitStatus) -> None:
         """Send a unit's status report to every commander."""

@@ -132,6 +132,9 @@ class ClassifiedAlarm(EventModel):
     text: Text
     source_kind: SourceKind
     source_id: Identifier
+    # Copied from alarms.raw: who called it in, and the number to call back.
+    reporter_name: Name | None = None
+    reporter_phone: Phone | None = None
 
     @field_validator("merged_into")
     @classmethod

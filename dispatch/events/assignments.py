@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from dispatch.events.alarms import Category, Priority
@@ -16,10 +16,15 @@ from dispatch.events.base import (
     EventModel,
     Identifier,
     Name,
+    Phone,
     Position,
     Summary,
     UtcTimestamp,
 )
+
+EXCERPT_CHARS = 500
+Excerpt = Annotated[str, StringConstraints(min_length=1, max_length=EXCERPT_CHARS)]
+"""The first alarm's own words, cut for a screen (alarms.raw keeps them whole)."""
 
 
 class AssignmentKind(StrEnum):
@@ -56,6 +61,10 @@ class Assignment(EventModel):
     dispatched_at: UtcTimestamp
     ack_deadline: UtcTimestamp
     summary: Summary
+    text: Excerpt | None = None
+    # Who called it in and the number to call back: for the units sent, not those alerted.
+    reporter_name: Name | None = None
+    reporter_phone: Phone | None = None
 
     @field_validator("ack_deadline")
     @classmethod

@@ -10,12 +10,13 @@ from typing import Any, Literal
 from pydantic import Field, computed_field, model_validator
 
 from dispatch.events.alarms import Category, Priority
-from dispatch.events.assignments import AssignmentKind, AssignmentRole
+from dispatch.events.assignments import AssignmentKind, AssignmentRole, Excerpt
 from dispatch.events.base import (
     EventId,
     EventModel,
     Identifier,
     Name,
+    Phone,
     Position,
     Text,
     UtcTimestamp,
@@ -75,6 +76,9 @@ def _seconds_between(start: datetime | None, end: datetime | None) -> float | No
         return None
     return (end - start).total_seconds()
 
+
+RECENT_MERGED_IDS = 20
+"""Merged alarm ids a state change carries: the most recent ones; alarm_count counts all."""
 
 DURATIONS = (
     "to_classify_s",
@@ -163,4 +167,14 @@ class IncidentStateChange(EventModel):
     enterprise_id: Identifier | None = None
     timing: IncidentTiming
     parties: tuple[Party, ...] = Field(default=(), max_length=64)
+    # The most recent RECENT_MERGED_IDS merged alarms (records written before alarm_count
+    # existed carry up to 1000, so a reader still accepts that many).
     merged_alarm_ids: tuple[uuid.UUID, ...] = Field(default=(), max_length=1000)
+    # Every alarm of the incident, the first included; None in records from before it.
+    alarm_count: int | None = Field(default=None, ge=1)
+    # What a commander and the enterprise's desk need to act: the alarm that opened the
+    # incident, what its caller said, and who to call back.
+    first_alarm_id: uuid.UUID | None = None
+    text: Excerpt | None = None
+    reporter_name: Name | None = None
+    reporter_phone: Phone | None = None

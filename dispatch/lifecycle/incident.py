@@ -17,11 +17,13 @@ from dispatch.events import (
     IncidentTiming,
     Name,
     Party,
+    Phone,
     PlaceType,
     Position,
     Priority,
     UtcTimestamp,
 )
+from dispatch.events.assignments import EXCERPT_CHARS, Excerpt
 from dispatch.events.base import Capability
 
 # Response event ids remembered per incident for deduplication; a replay re-delivers recent
@@ -46,7 +48,6 @@ class Incident(EventModel):
     category: Category
     required_capabilities: tuple[Capability, ...] = Field(default=(), max_length=8)
     units_needed: int = Field(ge=1, le=10)
-    needs: dict[Capability, int] = Field(default_factory=dict, max_length=8)
     position: Position
     grid_id: Identifier | None = None
     place_id: Identifier | None = None
@@ -59,6 +60,12 @@ class Incident(EventModel):
     parties: tuple[Party, ...] = Field(default=(), max_length=64)
     deadlines: tuple[Deadline, ...] = Field(default=(), max_length=64)
     alarm_ids: tuple[uuid.UUID, ...] = Field(default=(), max_length=1000)
+    # alarm_ids keeps the last 1000; these keep what the first alarm said and how many came.
+    first_alarm_id: uuid.UUID | None = None
+    alarm_count: int = Field(default=1, ge=1)
+    text: Excerpt | None = None
+    reporter_name: Name | None = None
+    reporter_phone: Phone | None = None
     # Units that declined or timed out are not offered this incident again.
     excluded_unit_ids: tuple[Identifier, ...] = Field(default=(), max_length=64)
     attempt: int = Field(default=0, ge=0, le=100)
@@ -84,7 +91,6 @@ def open_incident(alarm: ClassifiedAlarm) -> Incident:
         category=alarm.category,
         required_capabilities=alarm.required_capabilities,
         units_needed=alarm.units_needed,
-        needs=alarm.needs,
         position=alarm.position,
         grid_id=alarm.grid_id,
         place_id=alarm.place_id,
@@ -96,6 +102,10 @@ def open_incident(alarm: ClassifiedAlarm) -> Incident:
         summary=printable(alarm.text[:200]),
         timing=IncidentTiming(received_at=alarm.received_at, classified_at=alarm.classified_at),
         alarm_ids=(alarm.alarm_id,),
+        first_alarm_id=alarm.alarm_id,
+        text=printable(alarm.text)[:EXCERPT_CHARS],
+        reporter_name=printable(alarm.reporter_name) if alarm.reporter_name else None,
+        reporter_phone=alarm.reporter_phone,
     )
 
 

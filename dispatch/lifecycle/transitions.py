@@ -21,6 +21,7 @@ from dispatch.events import (
     Party,
     PartyState,
 )
+from dispatch.events.incidents import RECENT_MERGED_IDS
 from dispatch.lifecycle.incident import Deadline, Incident, earliest
 from dispatch.lifecycle.policy import LifecyclePolicy
 
@@ -105,6 +106,9 @@ def state_change(
 ) -> IncidentStateChange:
     """Build the state-change event for an incident as it now stands."""
     key = f"{incident.incident_id}:{state}:{at.isoformat()}:{reason}:{len(incident.parties)}"
+    # Incidents stored before first_alarm_id existed still hold their first alarm first.
+    first = incident.first_alarm_id or (incident.alarm_ids[0] if incident.alarm_ids else None)
+    merged = tuple(alarm_id for alarm_id in incident.alarm_ids if alarm_id != first)
     return IncidentStateChange(
         event_id=uuid.uuid5(ID_NAMESPACE, key),
         incident_id=incident.incident_id,
@@ -120,7 +124,12 @@ def state_change(
         enterprise_id=incident.enterprise_id,
         timing=incident.timing,
         parties=incident.parties,
-        merged_alarm_ids=incident.alarm_ids[1:],
+        merged_alarm_ids=merged[-RECENT_MERGED_IDS:],
+        alarm_count=max(incident.alarm_count, len(incident.alarm_ids)),
+        first_alarm_id=first,
+        text=incident.text,
+        reporter_name=incident.reporter_name,
+        reporter_phone=incident.reporter_phone,
     )
 
 
@@ -194,6 +203,11 @@ def dispatch_offers(
                 dispatched_at=now,
                 ack_deadline=now + timeout,
                 summary=incident.summary,
+                text=incident.text,
+                # Who called and their number go to the units sent, not to every guard
+                # alerted nearby (guards of other enterprises among them).
+                reporter_name=None if is_aid else incident.reporter_name,
+                reporter_phone=None if is_aid else incident.reporter_phone,
             )
         )
         parties.append(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dispatch.display import REPLACEMENT, printable
+from dispatch.display import REPLACEMENT, place_label, printable
 
 KEPT = {"\t", "\n", "\r"}
 
@@ -25,3 +25,14 @@ def test_every_control_character_is_replaced_and_nothing_else_changes(text: str)
 
 def test_a_nul_becomes_a_visible_mark_and_chinese_stays() -> None:
     assert printable("救命\x00 help\tnow\n") == "救命\ufffd help\tnow\n"
+
+
+def test_a_place_is_labelled_with_the_zones_name_and_the_callers_own() -> None:
+    assert place_label("恒通电子", "2号门") == "恒通电子 · 2号门"
+    assert place_label("恒通电子", None) == "恒通电子"
+    assert place_label(None, "2号门") == "2号门"
+    assert place_label(None, "  ") is None
+    # One containing the other says it once.
+    assert place_label("恒通电子", "恒通电子 2号门") == "恒通电子 2号门"
+    assert place_label("Chengdong Pharma, gate 2", "gate 2") == "Chengdong Pharma, gate 2"
+    assert place_label("x" * 150, "y" * 150) == ("x" * 150 + " · " + "y" * 150)[:200]
