@@ -93,11 +93,14 @@ class CategoryRules(RulesModel):
 
     def ranked(self) -> Iterator[tuple[Category, CategoryRule]]:
         """Yield the keyword categories, most severe (lowest rank) first."""
-        rules = [(c, getattr(self, c.value)) for c in Category if c is not Category.OTHER]
+        keyword = [c for c in Category if c not in (Category.OTHER, Category.UNCLASSIFIED)]
+        rules = [(c, getattr(self, c.value)) for c in keyword]
         yield from sorted(rules, key=lambda pair: pair[1].rank)
 
     def get(self, category: Category) -> FallbackRule:
         """Return the rule of one category."""
+        if category is Category.UNCLASSIFIED:
+            return self.other
         rule: FallbackRule = getattr(self, category.value)
         return rule
 

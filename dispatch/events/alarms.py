@@ -59,6 +59,8 @@ class Category(StrEnum):
     HAZARD = "hazard"
     HELP_REQUEST = "help_request"
     OTHER = "other"
+    # Nothing matched: the commander's queue at P2 with the text, and the nearest patrol.
+    UNCLASSIFIED = "unclassified"
 
 
 class Priority(StrEnum):
@@ -117,6 +119,11 @@ class ClassifiedAlarm(EventModel):
     required_capabilities: tuple[Capability, ...] = Field(default=(), max_length=8)
     # How many units to send at once (a P1 robbery may need two patrols).
     units_needed: int = Field(default=1, ge=1, le=10)
+    # Units to send per capability, in order of need ([["fire", 2], ["medical", 1]]); empty in
+    # records from before counted needs, which routing reads from the two fields above.
+    needs: tuple[tuple[Capability, Annotated[int, Field(ge=1, le=10)]], ...] = Field(
+        default=(), max_length=8
+    )
     position: Position
     grid_id: Identifier | None = None
     place_id: Identifier | None = None

@@ -48,6 +48,7 @@ class Incident(EventModel):
     category: Category
     required_capabilities: tuple[Capability, ...] = Field(default=(), max_length=8)
     units_needed: int = Field(ge=1, le=10)
+    needs: tuple[tuple[Capability, int], ...] = Field(default=(), max_length=8)
     position: Position
     grid_id: Identifier | None = None
     place_id: Identifier | None = None
@@ -91,6 +92,7 @@ def open_incident(alarm: ClassifiedAlarm) -> Incident:
         category=alarm.category,
         required_capabilities=alarm.required_capabilities,
         units_needed=alarm.units_needed,
+        needs=alarm.needs,
         position=alarm.position,
         grid_id=alarm.grid_id,
         place_id=alarm.place_id,

@@ -1,34 +1,44 @@
 """Routing: which units go to an incident, ranked by ETA over a spatial index (docs/routing.md)."""
 
-from dispatch.routing.eta import (
-    EARTH_RADIUS_M,
-    EtaFunction,
-    UnitWithoutPosition,
-    distance_m,
-    great_circle_eta,
-    haversine_m,
-)
+from dispatch.routing.eta import EtaFunction, UnitWithoutPosition, distance_m, great_circle_eta
 from dispatch.routing.index import DEFAULT_RESOLUTION, RingScan, UnitIndex
+from dispatch.routing.needs import (
+    SCHOOL_OFFICER_PART,
+    InvalidNeed,
+    Need,
+    legacy_needs,
+    merged_needs,
+    needs_as_mapping,
+    needs_from_mapping,
+)
+from dispatch.routing.policy import MAX_URGENT_GRID_BONUS_S, InvalidRoutingPolicy, RoutingPolicy
 from dispatch.routing.router import (
+    MAX_PARTS,
     Candidate,
     CandidateReason,
     InvalidRoutingRequest,
     RouteDecision,
-    RoutingPolicy,
     RoutingRequest,
+    plan_size,
     route,
     route_by_scan,
 )
-from dispatch.routing.units import InvalidUnitRecord, UnitKind, UnitRecord
+from dispatch.routing.units import InvalidUnitRecord, UnitRecord
+from dispatch.zone.model import UnitKind
 
 __all__ = [
     "DEFAULT_RESOLUTION",
-    "EARTH_RADIUS_M",
+    "MAX_PARTS",
+    "MAX_URGENT_GRID_BONUS_S",
+    "SCHOOL_OFFICER_PART",
     "Candidate",
     "CandidateReason",
     "EtaFunction",
+    "InvalidNeed",
+    "InvalidRoutingPolicy",
     "InvalidRoutingRequest",
     "InvalidUnitRecord",
+    "Need",
     "RingScan",
     "RouteDecision",
     "RoutingPolicy",
@@ -39,7 +49,11 @@ __all__ = [
     "UnitWithoutPosition",
     "distance_m",
     "great_circle_eta",
-    "haversine_m",
+    "legacy_needs",
+    "merged_needs",
+    "needs_as_mapping",
+    "needs_from_mapping",
+    "plan_size",
     "route",
     "route_by_scan",
 ]

@@ -7,9 +7,7 @@ from typing import Protocol
 
 from dispatch.events import Position
 from dispatch.routing.units import UnitRecord
-
-# Mean Earth radius (IUGG); the spherical error is well under 0.5 % at the zone's latitude.
-EARTH_RADIUS_M = 6_371_008.8
+from dispatch.zone.geo import haversine_m
 
 
 class UnitWithoutPosition(ValueError):
@@ -29,20 +27,9 @@ class EtaFunction(Protocol):
         ...
 
 
-def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Return the great-circle distance in metres between two WGS-84 points."""
-    phi1 = math.radians(lat1)
-    phi2 = math.radians(lat2)
-    d_phi = phi2 - phi1
-    d_lambda = math.radians(lon2 - lon1)
-    h = math.sin(d_phi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(d_lambda / 2) ** 2
-    # min() guards asin against rounding just above 1 for antipodal points.
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
-
-
 def distance_m(a: Position, b: Position) -> float:
-    """Return the great-circle distance in metres between two positions."""
-    return haversine_m(a.lat, a.lon, b.lat, b.lon)
+    """Return the great-circle distance in metres between two positions (the zone's one)."""
+    return haversine_m(a, b)
 
 
 def unit_distance_m(unit: UnitRecord, target: Position) -> float:

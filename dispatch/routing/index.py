@@ -12,8 +12,9 @@ from functools import lru_cache
 from h3.api import basic_int as h3
 
 from dispatch.events import Position, UnitAvailability
-from dispatch.routing.eta import distance_m, haversine_m
+from dispatch.routing.eta import distance_m
 from dispatch.routing.units import UnitRecord
+from dispatch.zone.geo import Point, haversine_m
 
 # Resolution 7: mean edge about 1.4 km, so one ring step covers about 2 km and a 1 km
 # mutual-aid search needs one ring (7 cells); a 30 km search stays under 1,000 cells.
@@ -58,9 +59,10 @@ def _keys(record: UnitRecord) -> tuple[BucketKey, ...]:
 def _cell_extent_m(cell: int) -> tuple[float, float]:
     """Return (shortest edge, longest centre-to-vertex distance) of a cell in metres."""
     lat, lon = h3.cell_to_latlng(cell)
-    ring = [(float(a), float(b)) for a, b in h3.cell_to_boundary(cell)]
-    edges = [haversine_m(*ring[i - 1], *ring[i]) for i in range(len(ring))]
-    reach = [haversine_m(float(lat), float(lon), *vertex) for vertex in ring]
+    centre = Point(float(lat), float(lon))
+    ring = [Point(float(a), float(b)) for a, b in h3.cell_to_boundary(cell)]
+    edges = [haversine_m(ring[i - 1], ring[i]) for i in range(len(ring))]
+    reach = [haversine_m(centre, vertex) for vertex in ring]
     return min(edges), max(reach)
 
 
@@ -151,6 +153,10 @@ class UnitIndex:
             if self._sizes[key] == 0:
                 del self._sizes[key], self._speeds[key], self._cells[key]
         return record
+
+    def count_with(self, capability: str) -> int:
+        """Return how many positioned units offer a capability, whatever their availability."""
+        return self._sizes.get(_capability_key(capability, False), 0)
 
     def homed_at(self, place_id: str) -> Iterator[UnitRecord]:
         """Yield the units whose home place is place_id (a school's officers, a firm's guards)."""

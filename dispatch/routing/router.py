@@ -1,27 +1,33 @@
-"""Choose the units for an incident: school officer first, then best ETA, plus mutual-aid guards."""
+"""Choose the units for an incident: a set that covers its counted needs, part by part."""
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 from dispatch.events import Position, Priority, UnitAvailability
-from dispatch.routing.eta import (
-    EtaFunction,
-    distance_m,
-    eta_lower_bound_s,
-    great_circle_eta,
-    unit_distance_m,
-)
+from dispatch.routing.assign import assign
+from dispatch.routing.eta import EtaFunction, distance_m, eta_lower_bound_s, great_circle_eta
 from dispatch.routing.index import UnitIndex
-from dispatch.routing.units import UnitKind, UnitRecord
+from dispatch.routing.needs import (
+    SCHOOL_OFFICER_PART,
+    Need,
+    count_parts,
+    legacy_needs,
+    parts_of,
+)
+from dispatch.routing.policy import RoutingPolicy
+from dispatch.routing.units import UnitRecord
+from dispatch.zone.model import UnitKind
+
+MAX_PARTS = 10  # an incident sends at most this many units at once (Incident.units_needed)
 
 
 class InvalidRoutingRequest(ValueError):
-    """Raised when a routing request or policy cannot be answered as asked."""
+    """Raised when a routing request cannot be answered as asked."""
 
 
 class CandidateReason(StrEnum):
@@ -35,91 +41,88 @@ class CandidateReason(StrEnum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RoutingPolicy:
-    """Tunable routing rules; the defaults suit an urban zone."""
-
-    position_max_age: timedelta = timedelta(minutes=5)
-    # Subtracted from the grid's own patrols' ETA when ranking: they know the streets.
-    grid_bonus_s: float = 120.0
-    mutual_aid_radius_m: float = 1000.0
-    mutual_aid_priorities: frozenset[Priority] = frozenset({Priority.P1, Priority.P2})
-    max_search_radius_m: float = 30_000.0
-
-    def __post_init__(self) -> None:
-        if self.grid_bonus_s < 0 or self.mutual_aid_radius_m < 0 or self.max_search_radius_m < 0:
-            raise InvalidRoutingRequest("policy bonus and radii must not be negative")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class RoutingRequest:
     """Everything routing needs to know about one incident at one moment."""
 
     position: Position
     priority: Priority
     now: datetime
+    # What the incident needs in all; without it, the old pair below is read (legacy_needs).
+    needs: tuple[Need, ...] = ()
     required_capabilities: frozenset[str] = frozenset()
     units_needed: int = 1
     grid_id: str | None = None
     school_place_id: str | None = None
     enterprise_place_id: str | None = None
-    # Units that declined or timed out on this incident, or already hold a part in it.
+    # Units that declined or timed out on this incident: never offered it again.
     excluded_unit_ids: frozenset[str] = field(default_factory=frozenset)
+    # Units on the incident now: they keep the parts they fill; only the rest is routed.
+    engaged_unit_ids: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
         if self.units_needed < 1:
             raise InvalidRoutingRequest("units_needed must be at least 1")
         if self.now.utcoffset() is None:
             raise InvalidRoutingRequest("now must be timezone-aware")
+        if len(parts_of(self.wanted)) > MAX_PARTS:
+            raise InvalidRoutingRequest(f"an incident needs at most {MAX_PARTS} units")
+
+    @property
+    def wanted(self) -> tuple[Need, ...]:
+        """Return the counted needs, read from the old fields when `needs` is empty."""
+        if self.needs:
+            return self.needs
+        return legacy_needs(sorted(self.required_capabilities), self.units_needed)
 
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """One unit chosen, its estimated travel time in seconds (no bonus applied), and why."""
+    """One unit chosen, its travel time in seconds (no bonus applied), why, and its part."""
 
     unit_id: str
     eta_s: float
     reason: CandidateReason
+    part: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class RouteDecision:
-    """The units to send, the guards to alert, and whether the commander must step in."""
+    """The units to send, the guards to alert, and what the commander must cover."""
 
     primaries: tuple[Candidate, ...]
     mutual_aid: tuple[Candidate, ...] = ()
     commander_needed: bool = False
     commander_reason: str | None = None
+    missing: tuple[Need, ...] = ()
 
 
-_Ranked = tuple[float, str, Candidate]
+_Ranked = tuple[float, str, UnitRecord]
 
 
-def _order(ranked: _Ranked) -> tuple[float, str]:
-    # Adjusted ETA, then unit id: a total order that never has to compare two Candidates.
-    return ranked[0], ranked[1]
-
-
-class _Rules:
-    """The per-request checks shared by the indexed route and the linear scan."""
+class _Planner:
+    """The per-request rules shared by the indexed route and the linear scan."""
 
     def __init__(self, request: RoutingRequest, policy: RoutingPolicy, eta: EtaFunction) -> None:
         self.request = request
         self.policy = policy
         self.eta = eta
         self.max_age_s = policy.position_max_age.total_seconds()
-        self.bonus_s = policy.grid_bonus_s if request.grid_id is not None else 0.0
+        self.bonus_s = policy.grid_bonus_for(request.priority) if request.grid_id else 0.0
+        self.backup = request.priority in policy.school_backup_priorities
+        school = request.school_place_id is not None
+        officer_part = [SCHOOL_OFFICER_PART] if school and self.backup else []
+        # The school's officer leads at its own school, so its part comes first.
+        self.parts = officer_part + parts_of(request.wanted)
 
     def ready(self, unit: UnitRecord) -> bool:
         return (
             unit.availability is UnitAvailability.AVAILABLE
             and unit.unit_id not in self.request.excluded_unit_ids
+            and unit.unit_id not in self.request.engaged_unit_ids
             and unit.is_fresh(self.request.now, self.max_age_s)
         )
 
-    def eligible(self, unit: UnitRecord) -> bool:
-        return self.request.required_capabilities <= unit.capabilities and self.ready(unit)
-
-    def is_school_officer(self, unit: UnitRecord) -> bool:
+    def own_officer(self, unit: UnitRecord) -> bool:
         school = self.request.school_place_id
         return (
             school is not None
@@ -127,43 +130,91 @@ class _Rules:
             and unit.home_place_id == school
         )
 
+    def can_fill(self, unit: UnitRecord, part: str) -> bool:
+        """Tell whether the unit may hold the part, whatever its availability."""
+        if part == SCHOOL_OFFICER_PART:
+            return self.own_officer(unit)
+        if part not in unit.capabilities:
+            return False
+        if unit.kind == UnitKind.SCHOOL_OFFICER:
+            # At urgent priorities the officer holds its own part, so the capable units
+            # nearest the scene are sent beside it; officers stay on their own campus.
+            if self.own_officer(unit):
+                return not self.backup
+            return self.policy.school_officers_off_campus
+        return True
+
     def in_range(self, unit: UnitRecord) -> bool:
-        return unit_distance_m(unit, self.request.position) <= self.policy.max_search_radius_m
+        position = unit.position
+        if position is None:
+            return False
+        return distance_m(position, self.request.position) <= self.policy.max_search_radius_m
 
-    def rank(self, unit: UnitRecord) -> _Ranked:
+    def adjusted(self, unit: UnitRecord) -> float:
+        """Return the ETA used for ranking: the grid's own patrol gets its bonus off."""
+        if self.own_officer(unit) and not self.backup:
+            return 0.0  # the school's own officer, whatever the distance, below urgent
         eta_s = self.eta(unit, self.request.position)
-        # bonus_s is zero when the incident has no grid: a unit without one matches nothing.
-        own_grid = unit.home_grid_id == self.request.grid_id
-        if self.bonus_s > 0 and unit.kind == UnitKind.PATROL and own_grid:
-            candidate = Candidate(unit.unit_id, eta_s, CandidateReason.GRID_PATROL)
-            return (eta_s - self.bonus_s, unit.unit_id, candidate)
-        return (eta_s, unit.unit_id, Candidate(unit.unit_id, eta_s, CandidateReason.BEST_ETA))
+        if self.is_grid_patrol(unit):
+            return eta_s - self.bonus_s
+        return eta_s
 
-    def officers(self, homed: Iterable[UnitRecord]) -> list[Candidate]:
-        # The school's own officer goes first whatever the distance, if free and capable.
-        ranked = sorted(
-            (self.rank(u) for u in homed if self.is_school_officer(u) and self.eligible(u)),
-            key=_order,
+    def is_grid_patrol(self, unit: UnitRecord) -> bool:
+        grid = self.request.grid_id
+        return (
+            self.bonus_s > 0
+            and grid is not None
+            and unit.kind == UnitKind.PATROL
+            and unit.home_grid_id == grid
         )
-        return [
-            Candidate(c.unit_id, c.eta_s, CandidateReason.SCHOOL_OFFICER)
-            for _, _, c in ranked[: self.request.units_needed]
-        ]
 
-    def mutual_aid(self, guards: Iterable[UnitRecord], primaries: set[str]) -> list[Candidate]:
+    def candidate(self, unit: UnitRecord, part: str) -> Candidate:
+        eta_s = self.eta(unit, self.request.position)
+        if self.own_officer(unit):
+            reason = CandidateReason.SCHOOL_OFFICER
+        elif self.is_grid_patrol(unit):
+            reason = CandidateReason.GRID_PATROL
+        else:
+            reason = CandidateReason.BEST_ETA
+        return Candidate(unit.unit_id, eta_s, reason, part)
+
+    def open_parts(self, engaged: Iterable[UnitRecord], fleet: Callable[[str], int]) -> list[str]:
+        """Return the parts the engaged units do not already hold.
+
+        An engaged unit that could hold several parts is counted on the rarest (fewest units
+        in the fleet offer it): the hazmat truck holds `hazmat`, so a fire engine that declines
+        reopens `fire`, which any engine can fill, and not the part only the truck can.
+        """
+        holders = sorted(engaged, key=lambda u: u.unit_id)
+        rarity = [0 if p == SCHOOL_OFFICER_PART else fleet(p) for p in self.parts]
+        held = assign(
+            len(self.parts),
+            len(holders),
+            lambda p, u: float(rarity[p]) if self.can_fill(holders[u], self.parts[p]) else None,
+        )
+        return [part for part, holder in zip(self.parts, held, strict=True) if holder is None]
+
+    def officers(self, homed: Iterable[UnitRecord]) -> list[UnitRecord]:
+        return [u for u in homed if self.own_officer(u) and self.ready(u)]
+
+    def mutual_aid(self, guards: Iterable[UnitRecord], taken: set[str]) -> list[Candidate]:
         if not self.wants_mutual_aid():
             return []
         own = self.request.enterprise_place_id
         ranked = sorted(
             (self.eta(u, self.request.position), u.unit_id, u.home_place_id == own)
             for u in guards
-            if u.kind == UnitKind.GUARD and u.unit_id not in primaries and self.ready(u)
+            if u.kind == UnitKind.GUARD
+            and u.unit_id not in taken
+            and u.unit_id not in self.request.engaged_unit_ids
+            and self.ready(u)
         )
         return [
             Candidate(
                 unit_id,
                 eta_s,
                 CandidateReason.OWN_GUARD if is_own else CandidateReason.NEARBY_GUARD,
+                "mutual_aid",
             )
             for eta_s, unit_id, is_own in ranked
         ]
@@ -174,52 +225,88 @@ class _Rules:
             and self.request.priority in self.policy.mutual_aid_priorities
         )
 
-    def decide(self, primaries: list[Candidate], mutual_aid: list[Candidate]) -> RouteDecision:
-        needed = self.request.units_needed
-        reason = None
-        if len(primaries) < needed:
-            capabilities = ", ".join(sorted(self.request.required_capabilities)) or "any"
-            reason = (
-                f"found {len(primaries)} of {needed} units needed: available, capable ("
-                f"{capabilities}), fresh position, within {self.policy.max_search_radius_m:.0f} m"
-            )
+    def fill(
+        self, parts: list[str], pool: Iterable[UnitRecord]
+    ) -> tuple[list[Candidate], list[str]]:
+        """Fill the parts from the candidate units at least total ETA; return what stays open."""
+        columns = sorted(
+            {u.unit_id: u for u in pool}.values(), key=lambda u: (self.adjusted(u), u.unit_id)
+        )
+        costs = [self.adjusted(u) for u in columns]
+        # A tiny cost by rank makes equal ETAs go to the lower unit id, as a scan would.
+        chosen = assign(
+            len(parts),
+            len(columns),
+            lambda p, u: costs[u] + u * 1e-6 if self.can_fill(columns[u], parts[p]) else None,
+        )
+        filled = [
+            (costs[u], columns[u].unit_id, self.candidate(columns[u], parts[p]))
+            for p, u in enumerate(chosen)
+            if u is not None
+        ]
+        # Officer's part first, then the parts in order of need, each by ETA.
+        order = {part: n for n, part in enumerate(dict.fromkeys(parts))}
+        filled.sort(key=lambda f: (order[f[2].part], f[0], f[1]))
+        missing = [part for part, u in zip(parts, chosen, strict=True) if u is None]
+        return [c for _, _, c in filled], missing
+
+    def decide(
+        self, primaries: list[Candidate], missing: list[str], aid: list[Candidate]
+    ) -> RouteDecision:
+        if not missing:
+            return RouteDecision(primaries=tuple(primaries), mutual_aid=tuple(aid))
+        lacking = count_parts(missing)
+        described = "; ".join(str(need) for need in lacking)
+        reason = (
+            f"not covered: {described} (no available unit with a fresh position within "
+            f"{self.policy.max_search_radius_m:.0f} m"
+        )
+        if SCHOOL_OFFICER_PART in missing:
+            reason += f"; the officer of {self.request.school_place_id} is not free"
+        sent = ", ".join(f"{c.unit_id} ({c.part})" for c in primaries) or "nothing"
         return RouteDecision(
             primaries=tuple(primaries),
-            mutual_aid=tuple(mutual_aid),
-            commander_needed=reason is not None,
-            commander_reason=reason,
+            mutual_aid=tuple(aid),
+            commander_needed=True,
+            commander_reason=f"{reason}); sent: {sent}",
+            missing=lacking,
         )
 
 
+def plan_size(request: RoutingRequest, policy: RoutingPolicy) -> int:
+    """Return how many units a full plan for the request sends (its parts, the officer's too)."""
+    return len(_Planner(request, policy, great_circle_eta).parts)
+
+
 def _best_by_rings(
-    index: UnitIndex, rules: _Rules, taken: set[str], wanted: int
-) -> list[Candidate]:
-    """Keep the best `wanted` units, widening the rings until no unit farther out could win."""
+    index: UnitIndex, planner: _Planner, capability: str, skip: set[str], wanted: int
+) -> list[UnitRecord]:
+    """Keep the best `wanted` units for a capability, widening rings until none could win."""
     best: list[_Ranked] = []
-    if wanted <= 0:
-        return []
     for scan in index.nearest_rings(
-        rules.request.position,
-        max_radius_m=rules.policy.max_search_radius_m,
-        capabilities=rules.request.required_capabilities,
+        planner.request.position,
+        max_radius_m=planner.policy.max_search_radius_m,
+        capabilities=(capability,),
         available_only=True,
     ):
         for unit in scan.units:
-            if unit.unit_id in taken or not rules.eligible(unit):
+            if unit.unit_id in skip or not planner.ready(unit):
                 continue
-            ranked = rules.rank(unit)
+            if not planner.can_fill(unit, capability):
+                continue
+            ranked = (planner.adjusted(unit), unit.unit_id, unit)
             # The range check costs a second distance, so only contenders pay for it.
-            if len(best) == wanted and _order(ranked) >= _order(best[-1]):
+            if len(best) == wanted and ranked[:2] >= best[-1][:2]:
                 continue
-            if rules.in_range(unit):
-                bisect.insort(best, ranked, key=_order)
+            if planner.in_range(unit):
+                bisect.insort(best, ranked, key=lambda r: r[:2])
                 del best[wanted:]
         # Every unit not met yet is farther than covered_m, so its ETA (less any bonus) is
         # strictly above this floor: once the last pick is at or under it, none can win.
-        floor = eta_lower_bound_s(scan.covered_m, scan.fastest_kmh) - rules.bonus_s
+        floor = eta_lower_bound_s(scan.covered_m, scan.fastest_kmh) - planner.bonus_s
         if len(best) == wanted and best[-1][0] <= floor:
             break
-    return [c for _, _, c in best]
+    return [unit for _, _, unit in best]
 
 
 def route(
@@ -228,19 +315,26 @@ def route(
     policy: RoutingPolicy,
     eta: EtaFunction = great_circle_eta,
 ) -> RouteDecision:
-    """Choose primary units and mutual-aid guards for one incident from the index."""
-    rules = _Rules(request, policy, eta)
+    """Choose units that together cover the incident's open parts, and mutual-aid guards."""
+    planner = _Planner(request, policy, eta)
+    engaged = [u for u in map(index.get, sorted(request.engaged_unit_ids)) if u is not None]
+    parts = planner.open_parts(engaged, index.count_with)
     school = request.school_place_id
-    primaries = rules.officers(index.homed_at(school) if school is not None else ())
-    taken = {c.unit_id for c in primaries}
-    primaries.extend(_best_by_rings(index, rules, taken, request.units_needed - len(primaries)))
+    officers = planner.officers(index.homed_at(school) if school is not None else ())
+    skip = {u.unit_id for u in officers}
+    pool = list(officers)
+    # The best len(parts) units per capability suffice: a part given a worse unit always has
+    # a free better one among them to swap in.
+    for capability in dict.fromkeys(p for p in parts if p != SCHOOL_OFFICER_PART):
+        pool.extend(_best_by_rings(index, planner, capability, skip, len(parts)))
+    primaries, missing = planner.fill(parts, pool)
     guards: Iterable[UnitRecord] = ()
-    if rules.wants_mutual_aid():
+    if planner.wants_mutual_aid():
         guards = index.nearby(
             request.position, policy.mutual_aid_radius_m, kind=UnitKind.GUARD, available_only=True
         )
     taken = {c.unit_id for c in primaries}
-    return rules.decide(primaries, rules.mutual_aid(guards, taken))
+    return planner.decide(primaries, missing, planner.mutual_aid(guards, taken))
 
 
 def route_by_scan(
@@ -250,20 +344,28 @@ def route_by_scan(
     eta: EtaFunction = great_circle_eta,
 ) -> RouteDecision:
     """Choose as `route` does by checking every unit: the baseline that the index must match."""
-    rules = _Rules(request, policy, eta)
+    planner = _Planner(request, policy, eta)
     everyone = list(units)
-    primaries = rules.officers(everyone)
-    taken = {c.unit_id for c in primaries}
-    wanted = request.units_needed - len(primaries)
-    ranked = sorted(
-        (
-            rules.rank(u)
+    engaged = [u for u in everyone if u.unit_id in request.engaged_unit_ids]
+
+    def fleet(capability: str) -> int:
+        return sum(1 for u in everyone if u.position is not None and capability in u.capabilities)
+
+    parts = planner.open_parts(engaged, fleet)
+    officers = planner.officers(everyone)
+    skip = {u.unit_id for u in officers}
+    pool = list(officers)
+    for capability in dict.fromkeys(p for p in parts if p != SCHOOL_OFFICER_PART):
+        ranked = sorted(
+            (planner.adjusted(u), u.unit_id, u)
             for u in everyone
-            if u.unit_id not in taken and rules.eligible(u) and rules.in_range(u)
-        ),
-        key=_order,
-    )
-    primaries.extend(c for _, _, c in ranked[: max(wanted, 0)])
+            if u.unit_id not in skip
+            and planner.ready(u)
+            and planner.can_fill(u, capability)
+            and planner.in_range(u)
+        )
+        pool.extend(unit for _, _, unit in ranked[: len(parts)])
+    primaries, missing = planner.fill(parts, pool)
     taken = {c.unit_id for c in primaries}
     guards = [
         u
@@ -271,4 +373,4 @@ def route_by_scan(
         if u.position is not None
         and distance_m(u.position, request.position) <= policy.mutual_aid_radius_m
     ]
-    return rules.decide(primaries, rules.mutual_aid(guards, taken))
+    return planner.decide(primaries, missing, planner.mutual_aid(guards, taken))

@@ -6,21 +6,9 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 from dispatch.events import Position, UnitAvailability, UnitStatus
-
-
-class UnitKind(StrEnum):
-    """What sort of unit this is; routing treats school officers and guards specially."""
-
-    PATROL = "patrol"
-    SCHOOL_OFFICER = "school_officer"
-    GUARD = "guard"
-    FIRE = "fire"
-    MEDICAL = "medical"
-    MEDIATOR = "mediator"
-
+from dispatch.zone.model import UnitKind
 
 UNIT_KINDS = frozenset(UnitKind)
 

@@ -3,6 +3,7 @@
 from dispatch.zone.geo import (
     EARTH_RADIUS_M,
     LatLon,
+    Point,
     Vertex,
     haversine_m,
     point_in_polygon,
@@ -31,6 +32,7 @@ __all__ = [
     "LatLon",
     "NameIndex",
     "Place",
+    "Point",
     "Team",
     "Unit",
     "UnitKind",

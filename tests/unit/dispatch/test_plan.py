@@ -5,6 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from dispatch.events import (
     AssignmentKind,
     AssignmentRole,
@@ -14,12 +17,21 @@ from dispatch.events import (
     PlaceType,
     Position,
     Priority,
+    ResponseAction,
+    ResponseEvent,
     SourceKind,
     UnitAvailability,
 )
-from dispatch.lifecycle import Incident, LifecyclePolicy, expire_deadlines, open_incident
-from dispatch.plan import assigned_units, plan_dispatch, routing_request
+from dispatch.lifecycle import (
+    Incident,
+    LifecyclePolicy,
+    apply_response,
+    expire_deadlines,
+    open_incident,
+)
+from dispatch.plan import assigned_units, engaged_units, plan_dispatch, routing_request
 from dispatch.routing import RoutingPolicy, UnitIndex, UnitRecord
+from tests.unit.dispatch.routing.matching import most_coverable
 
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
 SITE = Position(lat=31.725, lon=113.42)
@@ -34,11 +46,14 @@ def unit(
     kind: str,
     metres: float,
     availability: UnitAvailability = UnitAvailability.AVAILABLE,
+    capabilities: frozenset[str] | None = None,
+    home_place_id: str | None = None,
 ) -> UnitRecord:
     return UnitRecord(
         unit_id=unit_id,
         kind=kind,
-        capabilities=frozenset({kind}),
+        capabilities=capabilities or frozenset({kind}),
+        home_place_id=home_place_id,
         speed_kmh=40 if kind == "patrol" else 12,
         availability=availability,
         position=north(metres),
@@ -46,18 +61,27 @@ def unit(
     )
 
 
-def incident(priority: Priority = Priority.P1, needed: int = 1) -> Incident:
+def incident(
+    priority: Priority = Priority.P1,
+    needed: int = 1,
+    needs: dict[str, int] | None = None,
+    category: Category = Category.ROBBERY,
+    school_id: str | None = None,
+) -> Incident:
+    counted = needs or {}
     return open_incident(
         ClassifiedAlarm(
             alarm_id=uuid.uuid4(),
             incident_id=uuid.uuid4(),
-            category=Category.ROBBERY,
+            category=category,
             priority=priority,
-            required_capabilities=("patrol",),
-            units_needed=needed,
+            required_capabilities=tuple(counted) or ("patrol",),
+            units_needed=sum(counted.values()) or needed,
+            needs=tuple(counted.items()),
             position=SITE,
-            place_type=PlaceType.ENTERPRISE,
-            enterprise_id="ent-1",
+            place_type=PlaceType.SCHOOL if school_id else PlaceType.ENTERPRISE,
+            school_id=school_id,
+            enterprise_id=None if school_id else "ent-1",
             received_at=NOW,
             classified_at=NOW,
             text="抢劫",
@@ -135,3 +159,140 @@ def test_a_covered_incident_is_not_routed_again() -> None:
     again = plan_dispatch(first.incident, idx, now=NOW, routing=RoutingPolicy(), lifecycle=policy)
     assert again.assignments == ()
     assert again.incident == first.incident
+
+
+def decline(incident_now: Incident, unit_id: str, at: datetime) -> Incident:
+    party = next(p for p in incident_now.parties if p.unit_id == unit_id)
+    assert party.assignment_id is not None
+    event = ResponseEvent(
+        event_id=uuid.uuid4(),
+        assignment_id=party.assignment_id,
+        incident_id=incident_now.incident_id,
+        unit_id=unit_id,
+        action=ResponseAction.DECLINE,
+        occurred_at=at,
+        reason="vehicle broke down",
+        actor=unit_id,
+    )
+    declined = apply_response(incident_now, event)
+    assert declined.reroute
+    return declined.incident
+
+
+def test_a_fire_with_people_trapped_sends_engines_and_an_ambulance() -> None:
+    idx = index(
+        unit("engine-1", "fire", 2000),
+        unit("engine-2", "fire", 2500),
+        unit("amb-1", "medical", 3000),
+        unit("p-1", "patrol", 300),
+    )
+    fire = incident(needs={"fire": 2, "medical": 1}, category=Category.FIRE)
+    effects = plan_dispatch(
+        fire, idx, now=NOW, routing=RoutingPolicy(), lifecycle=LifecyclePolicy()
+    )
+    assert set(assigned_units(effects)) == {"engine-1", "engine-2", "amb-1"}
+    assert not effects.incident.in_commander_queue
+
+
+def test_a_decline_replaces_only_the_part_that_declined() -> None:
+    idx = index(
+        unit("engine-1", "fire", 2000),
+        unit("engine-2", "fire", 2500),
+        unit("engine-3", "fire", 8000),
+        unit("amb-1", "medical", 3000),
+        unit("amb-2", "medical", 4000),
+    )
+    policy, routing = LifecyclePolicy(), RoutingPolicy()
+    fire = incident(needs={"fire": 2, "medical": 1}, category=Category.FIRE)
+    first = plan_dispatch(fire, idx, now=NOW, routing=routing, lifecycle=policy)
+    later = NOW + timedelta(seconds=20)
+    declined = decline(first.incident, "amb-1", later)
+    second = plan_dispatch(declined, idx, now=later, routing=routing, lifecycle=policy)
+    assert assigned_units(second) == ("amb-2",)
+    assert engaged_units(second.incident) == {"engine-1", "engine-2", "amb-2"}
+
+
+def test_at_p1_a_school_keeps_its_officer_and_replaces_a_declining_patrol() -> None:
+    officer = frozenset({"patrol", "school_safety"})
+    idx = index(
+        unit("officer", "school_officer", 9000, capabilities=officer, home_place_id="s1"),
+        unit("p-1", "patrol", 500),
+        unit("p-2", "patrol", 900),
+    )
+    policy, routing = LifecyclePolicy(), RoutingPolicy()
+    fight = incident(needs={"patrol": 1}, category=Category.FIGHT, school_id="s1")
+    first = plan_dispatch(fight, idx, now=NOW, routing=routing, lifecycle=policy)
+    assert assigned_units(first) == ("officer", "p-1")
+    assert first.incident.units_needed == 2
+    later = NOW + timedelta(seconds=20)
+    second = plan_dispatch(
+        decline(first.incident, "p-1", later), idx, now=later, routing=routing, lifecycle=policy
+    )
+    assert assigned_units(second) == ("p-2",)
+
+
+def test_an_unclassified_alarm_sends_the_nearest_patrol_and_tells_the_commander() -> None:
+    idx = index(unit("p-1", "patrol", 500), unit("p-2", "patrol", 900))
+    odd = incident(priority=Priority.P2, needs={"patrol": 1}, category=Category.UNCLASSIFIED)
+    effects = plan_dispatch(odd, idx, now=NOW, routing=RoutingPolicy(), lifecycle=LifecyclePolicy())
+    assert assigned_units(effects) == ("p-1",)
+    escalated = [c for c in effects.state_changes if c.state is IncidentState.ESCALATED]
+    assert len(escalated) == 1
+    assert "unclassified" in (escalated[0].reason or "")
+    assert "抢劫" in (escalated[0].reason or "")
+    assert effects.incident.in_commander_queue
+
+
+CAPS = ("fire", "medical", "patrol", "hazmat")
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(
+    fleet=st.lists(
+        st.tuples(st.sets(st.sampled_from(CAPS), min_size=1, max_size=2), st.integers(100, 9000)),
+        min_size=1,
+        max_size=12,
+    ),
+    needs=st.dictionaries(st.sampled_from(CAPS), st.integers(1, 2), min_size=1, max_size=3),
+    pick=st.integers(0, 20),
+)
+def test_rerouting_after_a_decline_touches_no_other_part(
+    fleet: list[tuple[set[str], int]], needs: dict[str, int], pick: int
+) -> None:
+    idx = index(
+        *(
+            unit(f"u{n:02d}", "fire", metres, capabilities=frozenset(caps))
+            for n, (caps, metres) in enumerate(fleet)
+        )
+    )
+    policy, routing = LifecyclePolicy(), RoutingPolicy()
+    first = plan_dispatch(
+        incident(needs=needs, category=Category.HAZARD),
+        idx,
+        now=NOW,
+        routing=routing,
+        lifecycle=policy,
+    )
+    sent = assigned_units(first)
+    if not sent:
+        return
+    quitter = sent[pick % len(sent)]
+    later = NOW + timedelta(seconds=20)
+    declined = decline(first.incident, quitter, later)
+    second = plan_dispatch(declined, idx, now=later, routing=routing, lifecycle=policy)
+    replacements = assigned_units(second)
+    # At most one unit replaces the one that declined; every other party is untouched.
+    assert len(replacements) <= 1
+    assert quitter not in replacements
+    assert not set(replacements) & set(sent)
+    stayed = {p.unit_id: p for p in declined.parties if p.unit_id != quitter}
+    for party in second.incident.parties:
+        if party.unit_id in stayed:
+            assert party == stayed[party.unit_id]
+    assert engaged_units(second.incident) == (set(sent) - {quitter}) | set(replacements)
+    # The engaged units cover as many parts as any choice from the units not tried could.
+    parts = [c for c, n in needs.items() for _ in range(n)]
+    engaged = [u for u in idx if u.unit_id in engaged_units(second.incident)]
+    untried = [u for u in idx if u.unit_id != quitter]
+    can = lambda u, part: part in u.capabilities  # noqa: E731
+    assert most_coverable(parts, engaged, can) == most_coverable(parts, untried, can)
