@@ -325,23 +325,50 @@ class Router:
             del self.deadlines[key]
         for assignment in effects.assignments:
             out.send(DISPATCH_ASSIGNMENTS, assignment.unit_id.encode(), encode(assignment))
+        # A stand-down frees its unit, a job holds it; freed first, so a unit taken off one
+        # job and sent on another by one decision ends assigned.
+        freed = set(effects.freed_units)
+        for down in effects.assignments:
+            if down.withdraws is not None and down.unit_id in freed:
+                self._mark_assigned(
+                    down.unit_id, down.dispatched_at, out, UnitAvailability.AVAILABLE
+                )
+        sent_at = {a.unit_id: a.dispatched_at for a in effects.assignments if a.withdraws is None}
         for unit_id in assigned_units(effects):
-            self._mark_assigned(unit_id, effects.assignments[0].dispatched_at, out)
+            self._mark_assigned(unit_id, sent_at[unit_id], out)
         for change in effects.state_changes:
             out.send(INCIDENTS_STATE, key, encode(change))
 
-    def _mark_assigned(self, unit_id: str, at: datetime, out: Outbox) -> None:
-        # Held at once in this worker; the report tells every other worker and the gateway.
-        self.board.reserve(unit_id, at)
+    def _mark_assigned(
+        self,
+        unit_id: str,
+        at: datetime,
+        out: Outbox,
+        status: UnitAvailability = UnitAvailability.ASSIGNED,
+    ) -> None:
+        # Held (or, once stood down, freed) at once in this worker; the report tells every
+        # other worker and the gateway.
         record = self.board.index.get(unit_id)
-        status = UnitStatus(
-            event_id=uuid.uuid5(TICK_NAMESPACE, f"{unit_id}:assigned:{at.isoformat()}"),
+        if record is None:
+            return
+        held = record.availability is UnitAvailability.ASSIGNED
+        if status is UnitAvailability.AVAILABLE and not held:
+            return  # busy or off duty by its own report: only the unit may free itself
+        report = UnitStatus(
+            event_id=uuid.uuid5(TICK_NAMESPACE, f"{unit_id}:{status}:{at.isoformat()}"),
             unit_id=unit_id,
-            status=UnitAvailability.ASSIGNED,
-            position=record.position if record else None,
+            status=status,
+            position=record.position,
             reported_at=at,
         )
-        out.send(UNITS_STATUS, unit_id.encode(), encode(status))
+        if status is UnitAvailability.ASSIGNED:
+            self.board.reserve(unit_id, at)
+        else:
+            self.board.apply(report)
+            now_held = self.board.index.get(unit_id)
+            if now_held is None or now_held.availability is not status:
+                return  # a later job of this worker holds it: it stays assigned
+        out.send(UNITS_STATUS, unit_id.encode(), encode(report))
 
 
 def _escalate_closed(incident: Incident, reason: str, now: datetime) -> Effects:

@@ -143,7 +143,8 @@ class UnitActions(Actions):
             if not jobs:
                 return
             # Kafka first: a job is stamped only once its ack event is on the topic, so a
-            # failure in between leaves it unstamped and the next ack publishes it again.
+            # failure in between leaves it unstamped and the next ack publishes it again. A
+            # stand-down is a job of no party: its receipt is the stamp and the audit alone.
             events = [
                 ResponseEvent(
                     event_id=response_event_id(job.assignment_id, ResponseAction.ACK),
@@ -155,12 +156,16 @@ class UnitActions(Actions):
                     actor=principal.id,
                 )
                 for job in jobs
+                if not job.is_stand_down
             ]
-            await self._publish(self._responses_topic, events)
+            if events:
+                await self._publish(self._responses_topic, events)
             async with connection(self._pool) as conn, conn.transaction():
                 seqs = [job.seq for job in jobs]
                 for job in await mark_acked(conn, unit_id=session.unit_id, seqs=seqs, at=now):
                     detail = {"assignment_id": job.assignment_id, "seq": job.seq}
+                    if job.is_stand_down:
+                        detail["kind"] = job.kind.value
                     await audit.record(
                         conn,
                         actor=principal.id,
@@ -185,6 +190,12 @@ class UnitActions(Actions):
         # One answer for "no such job" and "another unit's job": others' ids stay unconfirmed.
         if job is None or not can_act_on_assignment(principal, unit_id=job.unit_id):
             raise Refused(ErrorCode.UNKNOWN_ASSIGNMENT, "no such job for this unit")
+        if job.is_stand_down:
+            message = f"seq {job.seq} is a stand-down, not a job: there is nothing to answer"
+            raise Refused(ErrorCode.JOB_WITHDRAWN, message)
+        if job.withdrawn_by is not None:
+            message = f"this job was withdrawn: see the stand-down at seq {job.withdrawn_by}"
+            raise Refused(ErrorCode.JOB_WITHDRAWN, message)
         action = frame.action.as_response()
         event = ResponseEvent(
             event_id=response_event_id(job.assignment_id, action),

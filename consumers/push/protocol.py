@@ -65,6 +65,7 @@ class ErrorCode(StrEnum):
     BAD_FRAME = "bad_frame"
     WRONG_CHANNEL = "wrong_channel"
     UNKNOWN_ASSIGNMENT = "unknown_assignment"
+    JOB_WITHDRAWN = "job_withdrawn"
     ACK_AHEAD = "ack_ahead"
     RESUME_AHEAD = "resume_ahead"
     RATE_LIMITED = "rate_limited"

@@ -15,7 +15,7 @@ from typing import cast
 
 import asyncpg
 
-from dispatch.events import Assignment
+from dispatch.events import Assignment, AssignmentKind
 
 NOTIFY_CHANNEL = "unit_outbox"
 # Every error a store call can raise. Most mean "the database is not there right now" (retry,
@@ -70,12 +70,32 @@ class OutboxRow:
 
 @dataclass(frozen=True, slots=True)
 class JobRef:
-    """Which unit, incident and seq a stored job belongs to."""
+    """Which unit, incident and seq a stored job belongs to, and what became of it."""
 
     unit_id: str
     seq: int
     assignment_id: uuid.UUID
     incident_id: uuid.UUID
+    kind: AssignmentKind = AssignmentKind.ASSIGNMENT
+    # The seq of the stand-down that withdrew this job, if one is stored.
+    withdrawn_by: int | None = None
+
+    @property
+    def is_stand_down(self) -> bool:
+        """Tell whether this row withdraws a job rather than being one."""
+        return self.kind is AssignmentKind.STAND_DOWN
+
+
+def _job_ref(row: asyncpg.Record, unit_id: str) -> JobRef:
+    withdrawn_by = row.get("withdrawn_by")
+    return JobRef(
+        unit_id,
+        row["seq"],
+        row["assignment_id"],
+        row["incident_id"],
+        AssignmentKind(row["kind"]),
+        withdrawn_by,
+    )
 
 
 async def append_assignments(
@@ -124,9 +144,9 @@ async def append_assignments(
             return []
         await conn.execute(
             "INSERT INTO unit_outbox "
-            "(unit_id, seq, assignment_id, incident_id, kind, payload, dispatched_at) "
+            "(unit_id, seq, assignment_id, incident_id, kind, payload, dispatched_at, withdraws) "
             "SELECT * FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::uuid[], $5::text[], "
-            "$6::jsonb[], $7::timestamptz[]) ON CONFLICT (assignment_id) DO NOTHING",
+            "$6::jsonb[], $7::timestamptz[], $8::uuid[]) ON CONFLICT (assignment_id) DO NOTHING",
             [row.unit_id for _, row in fresh],
             [row.seq for _, row in fresh],
             [row.assignment_id for _, row in fresh],
@@ -134,6 +154,7 @@ async def append_assignments(
             [a.kind.value for a, _ in fresh],
             [row.payload for _, row in fresh],
             [a.dispatched_at for a, _ in fresh],
+            [a.withdraws for a, _ in fresh],
         )
         changed = sorted({row.unit_id for _, row in fresh})
         await conn.execute(
@@ -184,12 +205,12 @@ async def resume_point(conn: asyncpg.Connection, *, unit_id: str) -> tuple[int, 
 async def unacked_through(conn: asyncpg.Connection, *, unit_id: str, seq: int) -> list[JobRef]:
     """Return the unit's jobs with seq ≤ seq that are not acknowledged yet, in seq order."""
     rows = await conn.fetch(
-        "SELECT seq, assignment_id, incident_id FROM unit_outbox "
+        "SELECT seq, assignment_id, incident_id, kind FROM unit_outbox "
         "WHERE unit_id = $1 AND seq <= $2 AND acked_at IS NULL ORDER BY seq",
         unit_id,
         seq,
     )
-    return [JobRef(unit_id, r["seq"], r["assignment_id"], r["incident_id"]) for r in rows]
+    return [_job_ref(row, unit_id) for row in rows]
 
 
 async def mark_acked(
@@ -200,12 +221,12 @@ async def mark_acked(
         "UPDATE unit_outbox SET delivered_at = coalesce(delivered_at, $3), "
         "acked_at = coalesce(acked_at, $3) "
         "WHERE unit_id = $1 AND seq = ANY($2::bigint[]) AND acked_at IS NULL "
-        "RETURNING seq, assignment_id, incident_id",
+        "RETURNING seq, assignment_id, incident_id, kind",
         unit_id,
         list(seqs),
         at,
     )
-    refs = [JobRef(unit_id, r["seq"], r["assignment_id"], r["incident_id"]) for r in rows]
+    refs = [_job_ref(row, unit_id) for row in rows]
     return sorted(refs, key=lambda ref: ref.seq)
 
 
@@ -217,19 +238,14 @@ async def find_job(
     assignment_id: uuid.UUID | None = None,
 ) -> JobRef | None:
     """Return a stored job by the unit's seq, or by assignment id (any unit's); None if none."""
+    # The stand-down that withdrew it, if any, comes along: an answer to it must be refused.
+    select = (
+        "SELECT o.unit_id, o.seq, o.assignment_id, o.incident_id, o.kind, "
+        "(SELECT w.seq FROM unit_outbox AS w WHERE w.withdraws = o.assignment_id) AS withdrawn_by "
+        "FROM unit_outbox AS o "
+    )
     if seq is not None:
-        row = await conn.fetchrow(
-            "SELECT unit_id, seq, assignment_id, incident_id FROM unit_outbox "
-            "WHERE unit_id = $1 AND seq = $2",
-            unit_id,
-            seq,
-        )
+        row = await conn.fetchrow(select + "WHERE o.unit_id = $1 AND o.seq = $2", unit_id, seq)
     else:
-        row = await conn.fetchrow(
-            "SELECT unit_id, seq, assignment_id, incident_id FROM unit_outbox "
-            "WHERE assignment_id = $1",
-            assignment_id,
-        )
-    if row is None:
-        return None
-    return JobRef(row["unit_id"], row["seq"], row["assignment_id"], row["incident_id"])
+        row = await conn.fetchrow(select + "WHERE o.assignment_id = $1", assignment_id)
+    return None if row is None else _job_ref(row, row["unit_id"])

@@ -19,6 +19,7 @@ from dispatch.events.base import (
     Phone,
     Position,
     Summary,
+    Text,
     UtcTimestamp,
 )
 
@@ -28,10 +29,13 @@ Excerpt = Annotated[str, StringConstraints(min_length=1, max_length=EXCERPT_CHAR
 
 
 class AssignmentKind(StrEnum):
-    """Whether a unit is sent to the incident or alerted to help nearby."""
+    """Whether a unit is sent to the incident, alerted to help nearby, or stood down."""
 
     ASSIGNMENT = "assignment"
     MUTUAL_AID_ALERT = "mutual_aid_alert"
+    # Withdraws an earlier job or alert of this unit (reassigned, cancelled, closed, resolved,
+    # timed out): it travels the same way, so a unit hears of it in order with its jobs.
+    STAND_DOWN = "stand_down"
 
 
 class AssignmentRole(StrEnum):
@@ -43,9 +47,11 @@ class AssignmentRole(StrEnum):
 
 
 class Assignment(EventModel):
-    """Send one unit one job, with the deadline by which it must acknowledge."""
+    """Send one unit one job, with the deadline by which it must acknowledge, or stand it down."""
 
-    schema_version: Literal[1] = 1
+    # 2 for a stand-down, which a reader of version 1 does not know; jobs and alerts stay 1,
+    # so a reader not yet upgraded still reads every one of them.
+    schema_version: Literal[1, 2] = 1
     assignment_id: EventId
     incident_id: uuid.UUID
     unit_id: Identifier
@@ -65,6 +71,31 @@ class Assignment(EventModel):
     # Who called it in and the number to call back: for the units sent, not those alerted.
     reporter_name: Name | None = None
     reporter_phone: Phone | None = None
+    # A stand-down's: the assignment id it withdraws, and why.
+    withdraws: uuid.UUID | None = Field(default=None, validate_default=True)
+    reason: Text | None = None
+
+    # Field validators, not model validators, so that each error names its field.
+    @field_validator("kind")
+    @classmethod
+    def _stand_down_is_version_2(cls, kind: AssignmentKind, info: ValidationInfo) -> AssignmentKind:
+        if kind is AssignmentKind.STAND_DOWN and info.data.get("schema_version") != 2:
+            raise PydanticCustomError("stand_down_version", "a stand_down is schema_version 2")
+        return kind
+
+    @field_validator("withdraws")
+    @classmethod
+    def _only_a_stand_down_withdraws(
+        cls, withdraws: uuid.UUID | None, info: ValidationInfo
+    ) -> uuid.UUID | None:
+        if "kind" not in info.data:
+            return withdraws  # the kind itself is wrong: its own error says so
+        standing_down = info.data["kind"] is AssignmentKind.STAND_DOWN
+        if standing_down and withdraws is None:
+            raise PydanticCustomError("withdraws_required", "a stand_down names what it withdraws")
+        if not standing_down and withdraws is not None:
+            raise PydanticCustomError("withdraws_forbidden", "only a stand_down withdraws a job")
+        return withdraws
 
     @field_validator("ack_deadline")
     @classmethod

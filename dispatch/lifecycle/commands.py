@@ -21,6 +21,7 @@ from dispatch.lifecycle.transitions import (
     Offer,
     dispatch_offers,
     state_change,
+    withdraw,
 )
 
 
@@ -91,11 +92,13 @@ def stand_down(
         actor=actor,
         at=now,
     )
-    return Effects(updated, state_changes=(change,))
+    told = withdraw(updated, (party,), reason=f"reassigned by {actor}: {reason}", at=now)
+    return Effects(updated, told.stand_downs, (change,), freed_units=told.freed_units)
 
 
 def close(incident: Incident, *, reason: str, actor: str, now: datetime) -> Effects:
     """Resolve the incident by a commander's decision; active parties are stood down."""
+    active = [p for p in incident.parties if p.state in ACTIVE_PARTY_STATES]
     parties = tuple(
         p.model_copy(update={"state": PartyState.RESOLVED}) if p.state in ACTIVE_PARTY_STATES else p
         for p in incident.parties
@@ -115,4 +118,5 @@ def close(incident: Incident, *, reason: str, actor: str, now: datetime) -> Effe
     change = state_change(
         updated, IncidentState.RESOLVED, previous=incident.state, reason=reason, actor=actor, at=now
     )
-    return Effects(updated, state_changes=(change,))
+    told = withdraw(updated, active, reason=f"closed by {actor}: {reason}", at=now)
+    return Effects(updated, told.stand_downs, (change,), freed_units=told.freed_units)

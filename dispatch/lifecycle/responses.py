@@ -23,6 +23,7 @@ from dispatch.lifecycle.transitions import (
     advance,
     state_change,
     units_still_needed,
+    withdraw,
 )
 
 # What each action makes of the party, and of the incident when the party is an assignment.
@@ -79,10 +80,8 @@ def apply_response(incident: Incident, event: ResponseEvent) -> Effects:
         return Effects(incident.model_copy(update={"seen_event_ids": seen}))
     at = event.occurred_at
     new_party = _updated_party(party, event.action, at)
-    update: dict[str, object] = {
-        "parties": tuple(new_party if p is party else p for p in incident.parties),
-        "seen_event_ids": seen,
-    }
+    parties = tuple(new_party if p is party else p for p in incident.parties)
+    update: dict[str, object] = {"parties": parties, "seen_event_ids": seen}
     is_aid = party.kind is AssignmentKind.MUTUAL_AID_ALERT
     if is_aid or event.action is not ResponseAction.ACK:
         # A guard's ack answers its alert; for a job only an answer beyond the ack settles it.
@@ -100,8 +99,15 @@ def apply_response(incident: Incident, event: ResponseEvent) -> Effects:
         stored = incident.state
     else:
         shown = stored = advance(incident, target)
+    others: tuple[Party, ...] = ()
     if target is IncidentState.RESOLVED:
         update["deadlines"] = ()
+        # The incident is over for everyone still on it: they are stood down, not left going.
+        others = tuple(p for p in parties if p is not new_party and p.state in ACTIVE_PARTY_STATES)
+        update["parties"] = tuple(
+            p.model_copy(update={"state": PartyState.RESOLVED}) if p in others else p
+            for p in parties
+        )
     updated = incident.model_copy(update={**update, "state": stored})
     change = state_change(
         updated,
@@ -112,7 +118,10 @@ def apply_response(incident: Incident, event: ResponseEvent) -> Effects:
         at=at,
     )
     reroute = target is IncidentState.DECLINED and units_still_needed(updated) > 0
-    return Effects(updated, state_changes=(change,), reroute=reroute)
+    told = withdraw(updated, others, reason=f"resolved by {event.unit_id}", at=at)
+    return Effects(
+        updated, told.stand_downs, (change,), reroute=reroute, freed_units=told.freed_units
+    )
 
 
 def _without(incident: Incident, event: ResponseEvent) -> tuple[Deadline, ...]:
@@ -175,17 +184,20 @@ def expire_deadlines(incident: Incident, *, now: datetime) -> Effects:
             at=now,
         ),
     )
-    return Effects(updated, state_changes=changes, reroute=units_still_needed(updated) > 0)
+    # Told, so that a late accept is refused rather than silently ignored; not freed: a unit
+    # that did not answer is offered nothing more until it reports in itself.
+    lapsed = [p for p in incident.parties if p.unit_id in timed_out and p.assignment_id in due_ids]
+    told = withdraw(updated, lapsed, reason=f"no acceptance in time: {reason}", at=now, frees=False)
+    return Effects(updated, told.stand_downs, changes, reroute=units_still_needed(updated) > 0)
 
 
 def cancel(incident: Incident, *, reason: str, actor: str, now: datetime) -> Effects:
     """Cancel the incident (a commander's decision) and stand down every party."""
     if incident.is_closed:
         return Effects(incident)
+    active = [p for p in incident.parties if p.state in ACTIVE_PARTY_STATES]
     parties = tuple(
-        p.model_copy(update={"state": PartyState.CANCELLED})
-        if p.state in ACTIVE_PARTY_STATES
-        else p
+        p.model_copy(update={"state": PartyState.CANCELLED}) if p in active else p
         for p in incident.parties
     )
     updated = incident.model_copy(
@@ -199,4 +211,5 @@ def cancel(incident: Incident, *, reason: str, actor: str, now: datetime) -> Eff
         actor=actor,
         at=now,
     )
-    return Effects(updated, state_changes=(change,))
+    told = withdraw(updated, active, reason=f"cancelled by {actor}: {reason}", at=now)
+    return Effects(updated, told.stand_downs, (change,), freed_units=told.freed_units)

@@ -8,8 +8,9 @@ consumer deduplicates on.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from dispatch.events import (
     Assignment,
@@ -27,6 +28,7 @@ from dispatch.lifecycle.policy import LifecyclePolicy
 
 ID_NAMESPACE = uuid.UUID("a1e7d0c2-5b8f-4c36-9d0e-2f4b6a8c1e3d")
 SYSTEM = "system"
+STAND_DOWN_ACK = timedelta(minutes=5)
 
 # The order of progress; an incident never moves back down it (a late en_route after on_scene
 # changes nothing).
@@ -74,6 +76,8 @@ class Effects:
     state_changes: tuple[IncidentStateChange, ...] = ()
     # Route again for units_still_needed(incident), excluding the units already tried.
     reroute: bool = False
+    # Units whose job was withdrawn by a decision, not by their own silence: free again.
+    freed_units: tuple[str, ...] = ()
 
     def then(self, later: Effects) -> Effects:
         """Combine with the effects of a transition applied to this one's incident."""
@@ -82,7 +86,54 @@ class Effects:
             assignments=self.assignments + later.assignments,
             state_changes=self.state_changes + later.state_changes,
             reroute=later.reroute,
+            freed_units=self.freed_units + later.freed_units,
         )
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """The stand-downs telling parties their jobs are withdrawn, and the units that frees."""
+
+    stand_downs: tuple[Assignment, ...]
+    freed_units: tuple[str, ...]
+
+
+def withdraw(
+    incident: Incident, parties: Iterable[Party], *, reason: str, at: datetime, frees: bool = True
+) -> Withdrawal:
+    """Stand each party down: one stand-down per job, which frees its unit unless frees=False.
+
+    A mutual-aid guard is told too but freed by nobody: alerting it never made it busy. The
+    stand-down's id derives from the job it withdraws, so a replay withdraws nothing twice.
+    """
+    stand_downs, freed = [], []
+    for party in parties:
+        if party.assignment_id is None:
+            continue  # never sent a job, so there is nothing to withdraw
+        stand_downs.append(
+            Assignment(
+                schema_version=2,
+                assignment_id=uuid.uuid5(ID_NAMESPACE, f"{party.assignment_id}:stand_down"),
+                incident_id=incident.incident_id,
+                unit_id=party.unit_id,
+                kind=AssignmentKind.STAND_DOWN,
+                role=party.role,
+                attempt=max(1, incident.attempt),
+                priority=incident.priority,
+                category=incident.category,
+                position=incident.position,
+                place_name=incident.place_name,
+                dispatched_at=at,
+                # Nothing escalates on a stand-down; the field keeps the record's one shape.
+                ack_deadline=at + STAND_DOWN_ACK,
+                summary=f"Stand down: {reason}"[:200],
+                withdraws=party.assignment_id,
+                reason=reason[:2000],
+            )
+        )
+        if frees and party.kind is AssignmentKind.ASSIGNMENT:
+            freed.append(party.unit_id)
+    return Withdrawal(tuple(stand_downs), tuple(freed))
 
 
 def units_still_needed(incident: Incident) -> int:

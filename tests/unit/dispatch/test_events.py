@@ -227,7 +227,11 @@ def test_every_string_and_list_is_bounded(topic: str) -> None:
             assert "maxLength" in node, node
         if node.get("type") == "array":
             assert "maxItems" in node, node
-    assert schema(topic)["properties"]["schema_version"]["const"] == 1
+    version = schema(topic)["properties"]["schema_version"]
+    # Version 1 everywhere; dispatch.assignments also takes 2, for its stand-downs.
+    assert version.get("enum", [version.get("const")]) == (
+        [1, 2] if topic == "dispatch.assignments" else [1]
+    )
 
 
 def test_enum_values_are_lowercase_except_priority() -> None:

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from dispatch.events import (
+    AssignmentKind,
     AssignmentRole,
     CommanderAction,
     CommanderCommand,
@@ -49,7 +50,8 @@ def test_reassign_stands_one_unit_down_and_sends_another() -> None:
     effects = apply_command(incident, cmd, policy=POLICY)
     states = {p.unit_id: p.state for p in effects.incident.parties}
     assert states == {"patrol-1": PartyState.CANCELLED, "patrol-2": PartyState.DISPATCHED}
-    (job,) = effects.assignments
+    told, job = effects.assignments
+    assert (told.unit_id, told.kind) == ("patrol-1", AssignmentKind.STAND_DOWN)
     assert job.role is AssignmentRole.PRIMARY  # the one it replaces led
     assert all(c.actor == "commander-1" for c in effects.state_changes)
     assert [d.unit_id for d in effects.incident.deadlines] == ["patrol-2"]
