@@ -10,10 +10,10 @@ from collections.abc import Iterator
 
 import asyncpg
 import uvicorn
-from aiokafka import AIOKafkaProducer
 
 from consumers.db import migrate
 from consumers.intake.app import build_app
+from consumers.kafka_producer import RecoveringProducer
 from dispatch.events import ALARMS_RAW
 from dispatch.settings import Settings
 from infra.stack import postgres_url
@@ -53,13 +53,11 @@ async def serve(settings: Settings) -> None:
     try:
         async with pool.acquire() as conn:
             await migrate(conn)  # type: ignore[arg-type]  # a pooled connection is a Connection
-        producer = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers,
-            # An acknowledgement means every in-sync replica holds the alarm, and the
-            # producer's own retries never write a record twice.
-            acks="all",
-            enable_idempotence=True,
-            request_timeout_ms=int(KAFKA_TIMEOUT_S * 1000),
+        # Idempotent, acks=all: an acknowledgement means every in-sync replica holds the
+        # alarm, and the producer's own retries never write a record twice. Replaced by a new
+        # one when it can no longer send (after a broker restart), so intake recovers alone.
+        producer = RecoveringProducer(
+            settings.bootstrap_servers, request_timeout_ms=int(KAFKA_TIMEOUT_S * 1000)
         )
         await producer.start()
         try:

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Self, cast
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -36,7 +35,10 @@ from consumers.auth import (
     can_read_incident,
 )
 from consumers.intake import receipts
+from consumers.intake.docs import install_docs
 from consumers.intake.limits import BodyLimit, Clock, RateLimiter
+from consumers.kafka_producer import RecoveringProducer
+from consumers.readiness import alive, check_ready
 from dispatch.events import (
     ALARMS_RAW,
     IdempotencyKey,
@@ -53,13 +55,22 @@ from dispatch.events import (
     key_of,
 )
 from dispatch.settings import Settings
+from dispatch.zone import Zone, default_zone_path, load_zone
 
 log = logging.getLogger(__name__)
 
 # How long to wait for a pooled PostgreSQL connection before answering 503.
 _STORE_TIMEOUT_S = 5.0
-# Errors that mean PostgreSQL cannot be reached, as opposed to a bug in a statement.
-_STORE_DOWN = (OSError, TimeoutError, asyncpg.PostgresConnectionError)
+# Errors that mean PostgreSQL cannot answer now, as opposed to a bug in a statement: not
+# reachable, shutting down, starting or in recovery ("the database system is starting up",
+# class 57: operator intervention), or out of connections or memory (class 53).
+_STORE_DOWN = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
+)
 # At most this many field errors, each field name cut to this length, go back to a client.
 _MAX_FIELD_ERRORS = 50
 _MAX_FIELD_CHARS = 200
@@ -189,7 +200,7 @@ def _unauthorised() -> ApiError:
 
 
 _ERROR_MEANINGS = {
-    400: "The body is not JSON.",
+    400: "The body is empty or not JSON.",
     401: "No token, or not an active one.",
     403: "The caller's role or enterprise does not allow this.",
     404: "No such alarm, or not one the caller may see (the same answer for both).",
@@ -222,6 +233,20 @@ def source_kind_of(principal: Principal, request: AlarmRequest) -> SourceKind:
     }[principal.role]
 
 
+def raw_alarm_of(
+    principal: Principal, request: AlarmRequest, *, enterprise_id: str | None, now: datetime
+) -> RawAlarm:
+    """Return the alarm to write for a request: a new id, the time, the source, the enterprise."""
+    return RawAlarm(
+        alarm_id=uuid.uuid4(),
+        received_at=now,
+        source_kind=source_kind_of(principal, request),
+        source_id=principal.id,
+        enterprise_id=enterprise_id,
+        **request.model_dump(exclude={"enterprise_id"}),
+    )
+
+
 def request_hash(request: AlarmRequest, enterprise_id: str | None) -> bytes:
     """Return the SHA-256 of what the request asks for, key aside, enterprise resolved."""
     fields = request.model_dump(mode="json", exclude={"idempotency_key"})
@@ -236,8 +261,9 @@ class Intake:
     def __init__(
         self,
         *,
-        producer: AIOKafkaProducer,
+        producer: RecoveringProducer,
         pool: asyncpg.Pool,
+        zone: Zone,
         topic: str,
         kafka_timeout_s: float,
         limiter: RateLimiter,
@@ -246,6 +272,7 @@ class Intake:
     ) -> None:
         self.producer = producer
         self.pool = pool
+        self.zone = zone
         self.topic = topic
         self.kafka_timeout_s = kafka_timeout_s
         self.limiter = limiter
@@ -304,15 +331,9 @@ class Intake:
                     f"must be {principal.enterprise_id!r} or omitted",
                 )
             raise ApiError(403, f"a {principal.role.value} principal may not raise alarms")
-        fields = request.model_dump(exclude={"enterprise_id"})
-        alarm = RawAlarm(
-            alarm_id=uuid.uuid4(),
-            received_at=self.now(),
-            source_kind=source_kind_of(principal, request),
-            source_id=principal.id,
-            enterprise_id=enterprise_id,
-            **fields,
-        )
+        if principal.enterprise_id is not None:
+            self._check_own_place(principal.enterprise_id, request)
+        alarm = raw_alarm_of(principal, request, enterprise_id=enterprise_id, now=self.now())
         async with self.connection() as conn:
             try:
                 reservation = await receipts.reserve(
@@ -335,6 +356,23 @@ class Intake:
         async with self.connection(_NOT_CONFIRMED) as conn:
             await receipts.confirm(conn, alarm=alarm, actor=principal.id)
         return AlarmReceipt.of(alarm), False
+
+    def _check_own_place(self, own: str, request: AlarmRequest) -> None:
+        # The classify stage locates an alarm by place_id first, then by place_name, and only
+        # then by enterprise_id (dispatch/locate.py), and the incident belongs to the
+        # enterprise of the place found: naming another place would move a bound caller's
+        # alarm out of its enterprise. In the zone an enterprise is a place of its own id.
+        forbidden = "this principal raises alarms only at its own enterprise"
+        if request.place_id is not None and request.place_id != own:
+            raise _error(403, forbidden, "place_id", f"must be {own!r} or omitted")
+        if request.place_name is None:
+            return
+        place = self.zone.find_place_by_name(request.place_name) or self.zone.find_place_in_text(
+            request.place_name
+        )
+        if place is not None and place.id != own:
+            message = f"names {place.id!r}, a place outside {own!r}; describe a spot inside it"
+            raise _error(403, forbidden, "place_name", message)
 
     async def _send(self, alarm: RawAlarm) -> None:
         try:
@@ -384,6 +422,9 @@ def _validation_error(exc: RequestValidationError) -> ApiError:
     if any(error["type"] == "json_invalid" for error in errors):
         detail = next(e for e in errors if e["type"] == "json_invalid").get("ctx", {})
         return _error(400, "the body is not valid JSON", "$", str(detail.get("error", "")))
+    # FastAPI reports an empty body as the body missing, and a bare `null` as a body of None.
+    if any(tuple(e["loc"]) == ("body",) and e.get("input") is None for e in errors):
+        return _error(400, "the body is empty", "$", "send the alarm as a JSON object")
     problems = [
         FieldProblem(field=_field_of(error["loc"]), message=str(error["msg"]))
         for error in errors[:_MAX_FIELD_ERRORS]
@@ -410,17 +451,23 @@ def _install_error_handlers(app: FastAPI) -> None:
 def build_app(
     settings: Settings,
     *,
-    producer: AIOKafkaProducer,
+    producer: RecoveringProducer,
     pool: asyncpg.Pool,
+    zone: Zone | None = None,
     topic: str = ALARMS_RAW.name,
     kafka_timeout_s: float = 10.0,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     clock: Clock = time.monotonic,
 ) -> FastAPI:
-    """Build the intake API on a started producer (acks=all, idempotent) and a pool."""
+    """Build the intake API on a started producer (acks=all, idempotent) and a pool.
+
+    The zone (the settings' zone file, or the shipped one) tells which places belong to
+    which enterprise.
+    """
     intake = Intake(
         producer=producer,
         pool=pool,
+        zone=zone or load_zone(settings.zone_file or default_zone_path()),
         topic=topic,
         kafka_timeout_s=kafka_timeout_s,
         limiter=RateLimiter(settings.rate_limit_per_minute, clock=clock),
@@ -432,7 +479,10 @@ def build_app(
         version="1",
         description="Raise alarms and read their receipts. See docs/intake.md.",
         redoc_url=None,
+        # Served by install_docs from the swagger-ui-bundle package, not from a CDN.
+        docs_url=None,
     )
+    install_docs(app)
     app.add_middleware(BodyLimit, max_bytes=settings.intake_max_body_bytes)
     _install_error_handlers(app)
     bearer = HTTPBearer(
@@ -473,6 +523,12 @@ def build_app(
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         """Tell that the process serves requests (liveness only; needs no token)."""
-        return {"status": "ok"}
+        return alive()
+
+    @app.get("/readyz", responses={503: {"description": "Kafka or PostgreSQL is not ready."}})
+    async def readyz() -> JSONResponse:
+        """Tell whether Kafka and PostgreSQL answer now; 503 naming what does not."""
+        readiness = await check_ready(producer=producer, pool=pool)
+        return JSONResponse(readiness.body(), readiness.status_code)
 
     return app

@@ -15,17 +15,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 import uvicorn
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
 
 from consumers.auth import Role, history
 from consumers.intake import build_app
+from consumers.kafka_producer import RecoveringProducer
 from dispatch.events import RawAlarm, decode
 from dispatch.settings import Settings
 from infra.kafka import KafkaBroker
@@ -81,11 +81,11 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def started_producer(bootstrap: str, **options: Any) -> AsyncIterator[AIOKafkaProducer]:
-    """Yield a started producer configured as intake's must be: acks=all, idempotent."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **options
-    )
+async def started_producer(
+    bootstrap: str, request_timeout_ms: int = 10_000
+) -> AsyncIterator[RecoveringProducer]:
+    """Yield a started producer as intake's: acks=all, idempotent, replaced when broken."""
+    producer = RecoveringProducer(bootstrap, request_timeout_ms=request_timeout_ms)
     await producer.start()
     try:
         yield producer
