@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from functools import partial
 from types import TracebackType
 from typing import Self
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 
+from consumers.kafka_producer import RecoveringProducer
 from consumers.push.actions import PUBLISH_TIMEOUT_S, CommanderActions, UnitActions
 from consumers.push.outbox import OutboxListener, OutboxWriter
 from consumers.push.server import PushServer
 from consumers.push.sessions import BoardFeed, Hub, RateLimiter
+from consumers.readiness import check_ready
 from dispatch.events import (
     ALARMS_DLQ,
     COMMANDER_COMMANDS,
@@ -72,9 +74,9 @@ class PushGateway:
         topics = topics or PushTopics.with_prefix()
         bootstrap = settings.bootstrap_servers
         self.hub = Hub()
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True
-        )
+        # Idempotent, acks=all, and replaced by a new one when it can no longer send (after a
+        # broker restart), so that answers and commands go through again without a restart.
+        self._producer = RecoveringProducer(bootstrap)
         self.writer = OutboxWriter(
             pool=pool,
             producer=self._producer,
@@ -114,7 +116,13 @@ class PushGateway:
             publish_timeout_s=publish_timeout_s,
         )
         self.server = PushServer(
-            settings, pool=pool, hub=self.hub, actions=actions, commands=commands, port=port
+            settings,
+            pool=pool,
+            hub=self.hub,
+            actions=actions,
+            commands=commands,
+            check_ready=partial(check_ready, producer=self._producer, pool=pool),
+            port=port,
         )
         self._started: list[str] = []
 

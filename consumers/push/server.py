@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import http
+import json
 import logging
+import math
 import socket
 import weakref
 from collections.abc import Awaitable, Callable
@@ -50,6 +52,7 @@ from consumers.push.protocol import (
 )
 from consumers.push.sessions import TRY_AGAIN_LATER, Hub, RateLimiter, Session, UnitSession
 from consumers.push.store import DATABASE_DOWN, OutboxRow, connection, resume_point, rows_after
+from consumers.readiness import Readiness, alive
 from dispatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,6 +68,11 @@ WRITE_LIMIT = 32 * 1024
 SEND_BUFFER_BYTES = 64 * 1024
 
 FrameHandler = Callable[[Session, ClientFrame], Awaitable[None]]
+CheckReady = Callable[[], Awaitable[Readiness]]
+# Answered over plain HTTP without a token: they tell whether the process and its
+# dependencies answer, nothing about anyone's data.
+HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
 
 
 def channel_for(principal: Principal) -> Channel | None:
@@ -98,9 +106,11 @@ class PushServer:
         hub: Hub,
         actions: UnitActions,
         commands: CommanderActions,
+        check_ready: CheckReady,
         port: int | None = None,
     ) -> None:
         self._settings = settings
+        self._check_ready = check_ready
         self._pool = pool
         self._hub = hub
         self._actions = actions
@@ -158,19 +168,26 @@ class PushServer:
         return str(address[0]) if address else "unknown"
 
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        path = request.path.partition("?")[0]
+        if path in (HEALTH_PATH, READY_PATH):
+            return await self._probe(ws, path)
         secret = bearer_secret(request.headers)
         if secret is None:
             return None  # the client authenticates with its first frame
         remote = self._remote(ws)
-        if (wait := self._failed_auth.blocked(remote)) is not None:
-            response = ws.respond(http.HTTPStatus.TOO_MANY_REQUESTS, "too many failed attempts\n")
-            response.headers["Retry-After"] = str(int(wait) + 1)
-            return response
+        # Authenticate first, whatever the address did before: a good token always gets in,
+        # even from behind a proxy that also carries someone retrying an expired one.
         try:
             principal = await self._authenticate(secret)
         except AuthenticationFailed as exc:
+            if (wait := self._failed_auth.take(remote)) is not None:
+                # Past the limit a failure is not logged, so guessing cannot flood the log.
+                response = ws.respond(
+                    http.HTTPStatus.TOO_MANY_REQUESTS, "too many failed attempts\n"
+                )
+                response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+                return response
             log.info("refused a handshake from %s: %s", remote, exc.reason)
-            self._failed_auth.take(remote)
             response = ws.respond(http.HTTPStatus.UNAUTHORIZED, "unauthorised\n")
             response.headers["WWW-Authenticate"] = "Bearer"
             return response
@@ -188,18 +205,36 @@ class PushServer:
             frame = parse_client_frame(await asyncio.wait_for(ws.recv(), AUTH_TIMEOUT_S))
             if not isinstance(frame, AuthFrame):
                 raise AuthenticationFailed("the first frame is not auth")
-            if self._failed_auth.blocked(remote) is not None:
-                raise AuthenticationFailed("too many failed attempts")
             return await self._authenticate(frame.token.get_secret_value())
         except (TimeoutError, BadFrame, AuthenticationFailed) as exc:
+            if (wait := self._failed_auth.take(remote)) is not None:
+                # Not "unauthorized": the token may be good, the address is only too busy
+                # failing. The client waits and tries again; it needs no new token.
+                message = "too many failed attempts from this address; try again later"
+                retry = round(wait, 1)
+                await ws.send(error_frame(ErrorCode.RATE_LIMITED, message, retry_after_s=retry))
+                await ws.close(TRY_AGAIN_LATER, "too many failed attempts")
+                return None
             log.info("refused a connection from %s: %s", remote, exc)
-            self._failed_auth.take(remote)
             await ws.send(error_frame(ErrorCode.UNAUTHORIZED, "unauthorised"))
             await ws.close(PushClose.UNAUTHORIZED, "unauthorised")
         except DATABASE_DOWN as exc:
             log.warning("cannot authenticate a connection: %s", exc)
             await ws.close(TRY_AGAIN_LATER, "try again later")
         return None
+
+    async def _probe(self, ws: ServerConnection, path: str) -> Response:
+        if path == HEALTH_PATH:
+            return self._json(ws, http.HTTPStatus.OK, alive())
+        readiness = await self._check_ready()
+        return self._json(ws, http.HTTPStatus(readiness.status_code), readiness.body())
+
+    @staticmethod
+    def _json(ws: ServerConnection, status: http.HTTPStatus, body: object) -> Response:
+        response = ws.respond(status, json.dumps(body) + "\n")
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = "application/json"
+        return response
 
     # -- connections ---------------------------------------------------------------------------
 
