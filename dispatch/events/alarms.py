@@ -16,6 +16,7 @@ from dispatch.events.base import (
     IdempotencyKey,
     Identifier,
     Name,
+    ObservedAt,
     Phone,
     Position,
     Text,
@@ -90,7 +91,8 @@ class RawAlarm(EventModel):
 
     schema_version: Literal[1] = 1
     alarm_id: EventId
-    received_at: UtcTimestamp
+    # Refused when far ahead of the reader's clock: timing is measured from it.
+    received_at: ObservedAt
     source_kind: SourceKind
     source_id: Identifier
     enterprise_id: Identifier | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from pydantic import (
@@ -53,6 +53,25 @@ UtcTimestamp = Annotated[
     PlainSerializer(_iso_utc_millis, return_type=str, when_used="json"),
 ]
 """An aware instant in UTC at millisecond precision, written as `2026-11-26T03:04:05.123Z`."""
+
+# How far ahead of the receiving process's clock an instant that was observed (received,
+# issued, reported) may be: clocks drift by seconds, not minutes. Further ahead it is a
+# broken clock or a forged record, and every duration measured from it would be negative.
+MAX_AHEAD_OF_CLOCK = timedelta(minutes=5)
+
+
+def _not_ahead_of_clock(value: datetime) -> datetime:
+    if value > datetime.now(UTC) + MAX_AHEAD_OF_CLOCK:
+        raise PydanticCustomError(
+            "timestamp_in_future",
+            "Timestamp is more than {minutes} minutes ahead of the receiver's clock",
+            {"minutes": int(MAX_AHEAD_OF_CLOCK.total_seconds() // 60)},
+        )
+    return value
+
+
+ObservedAt = Annotated[UtcTimestamp, AfterValidator(_not_ahead_of_clock)]
+"""A UtcTimestamp of something already observed: at most MAX_AHEAD_OF_CLOCK past now."""
 
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from dispatch.events.base import EventId, EventModel, Identifier, Text, UtcTimestamp
+from dispatch.events.base import EventId, EventModel, Identifier, ObservedAt, Text
 
 
 class CommanderAction(StrEnum):
@@ -34,15 +34,22 @@ class CommanderCommand(EventModel):
     reason: Text | None = None
     # The commander's principal id: every manual change records who made it.
     actor: Identifier
-    issued_at: UtcTimestamp
+    issued_at: ObservedAt
 
     # Field validators, not a model validator, so that each error names its field.
     @field_validator("unit_id")
     @classmethod
     def _unit_fits_the_action(cls, unit_id: str | None, info: ValidationInfo) -> str | None:
         action = info.data.get("action")
-        if action in (CommanderAction.ASSIGN, CommanderAction.REASSIGN) and unit_id is None:
+        sends_a_unit = action in (CommanderAction.ASSIGN, CommanderAction.REASSIGN)
+        if sends_a_unit and unit_id is None:
             raise PydanticCustomError("unit_required", "assign and reassign need unit_id")
+        # A cancel or close that names a unit looks like it acts on that unit alone, but it
+        # ends the whole incident: refused, so the commander is not misled.
+        if action in (CommanderAction.CANCEL, CommanderAction.CLOSE) and unit_id is not None:
+            raise PydanticCustomError(
+                "unit_not_allowed", "cancel and close act on the whole incident: omit unit_id"
+            )
         return unit_id
 
     @field_validator("from_unit_id")

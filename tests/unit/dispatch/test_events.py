@@ -649,6 +649,8 @@ def test_timing_durations_are_written_but_recomputed_on_read() -> None:
         ({"action": "assign"}, "unit_id"),
         ({"action": "reassign", "unit_id": "p-2"}, "from_unit_id"),
         ({"action": "cancel", "from_unit_id": "p-1"}, "from_unit_id"),
+        ({"action": "cancel", "unit_id": "p-1"}, "unit_id"),
+        ({"action": "close", "unit_id": "p-1"}, "unit_id"),
     ],
 )
 def test_commander_command_units_fit_the_action(fields: dict[str, Any], bad_field: str) -> None:
@@ -662,3 +664,65 @@ def test_commander_command_units_fit_the_action(fields: dict[str, Any], bad_fiel
     with pytest.raises(InvalidEvent) as caught:
         decode(CommanderCommand, json.dumps(payload).encode())
     assert [e.field for e in caught.value.errors] == [bad_field]
+
+
+# Instants already observed may be a little ahead of the reader's clock, never far ahead.
+
+
+def raw_alarm_at(received_at: str) -> bytes:
+    return json.dumps(
+        {
+            "alarm_id": str(uuid.uuid4()),
+            "received_at": received_at,
+            "source_kind": "hotline",
+            "source_id": "hotline-1",
+            "text": "fire",
+        }
+    ).encode()
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+@pytest.mark.parametrize(
+    "received_at",
+    [
+        "2999-01-01T00:00:00.000Z",
+        "9999-12-31T23:59:59.999Z",
+        iso(datetime.now(UTC) + events.base.MAX_AHEAD_OF_CLOCK + timedelta(minutes=1)),
+    ],
+)
+def test_a_raw_alarm_received_far_in_the_future_is_invalid_naming_received_at(
+    received_at: str,
+) -> None:
+    with pytest.raises(InvalidEvent) as caught:
+        decode(RawAlarm, raw_alarm_at(received_at))
+    assert [e.field for e in caught.value.errors] == ["received_at"]
+    assert "5 minutes ahead of the receiver's clock" in caught.value.errors[0].message
+
+
+@pytest.mark.parametrize(
+    "received_at",
+    [
+        iso(datetime.now(UTC) + events.base.MAX_AHEAD_OF_CLOCK - timedelta(minutes=1)),
+        iso(datetime.now(UTC)),
+        "2026-11-26T03:04:05.123Z",
+        "1970-01-02T00:00:00.000Z",
+    ],
+)
+def test_a_raw_alarm_a_little_ahead_now_or_past_is_valid(received_at: str) -> None:
+    assert decode(RawAlarm, raw_alarm_at(received_at)).received_at.year >= 1970
+
+
+def test_a_command_issued_far_in_the_future_is_invalid_naming_issued_at() -> None:
+    payload = {
+        "event_id": str(uuid.uuid4()),
+        "incident_id": str(uuid.uuid4()),
+        "action": "cancel",
+        "actor": "commander-1",
+        "issued_at": "2999-01-01T00:00:00.000Z",
+    }
+    with pytest.raises(InvalidEvent) as caught:
+        decode(CommanderCommand, json.dumps(payload).encode())
+    assert [e.field for e in caught.value.errors] == ["issued_at"]
