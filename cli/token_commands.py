@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 import asyncpg
 
 from consumers.auth import (
+    UNIT_ROLES,
     AuthError,
     InvalidPrincipal,
     Role,
@@ -29,6 +30,7 @@ from consumers.auth import (
 )
 from consumers.db import MigrationError, migrate
 from dispatch.settings import Settings
+from dispatch.zone import UnknownZoneId, ZoneFileError, default_zone_path, load_zone
 from infra import stack
 from infra.processes import Say
 
@@ -107,6 +109,24 @@ def when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else "-"
 
 
+def unknown_unit(settings: Settings, unit_id: str) -> str | None:
+    """Return why unit_id is not a unit of the zone, or None when the zone has it."""
+    # A unit the zone does not know is never sent a job: its handheld would connect, get a
+    # welcome and wait for nothing. Better refused when its principal is made.
+    path = settings.zone_file or default_zone_path()
+    try:
+        zone = load_zone(path)
+        zone.unit(unit_id)
+    except ZoneFileError as exc:
+        return f"cannot check the unit against the zone: {exc}"
+    except UnknownZoneId:
+        return (
+            f"unknown unit {unit_id!r}: the zone {zone.id!r} ({path}) has no such unit; "
+            "give the id of one of its [[units]]"
+        )
+    return None
+
+
 def _scrub(message: str, url: str) -> str:
     password = urlsplit(url).password
     for form in {password, unquote(password)} if password else set():
@@ -156,6 +176,9 @@ def principal_add(args: argparse.Namespace, settings: Settings, say: Say) -> int
         role = Role(args.role)
     except ValueError:
         return fail(f"unknown role {args.role!r} (choose from {', '.join(Role)})", EXIT_USAGE)
+    unit_id = args.unit_id if role in UNIT_ROLES else None
+    if unit_id is not None and (why := unknown_unit(settings, unit_id)) is not None:
+        return fail(why, EXIT_USAGE)
 
     async def work(conn: asyncpg.Connection) -> int:
         principal = await create_principal(
@@ -224,6 +247,12 @@ def token_create(args: argparse.Namespace, settings: Settings, say: Say) -> int:
     expires_at = datetime.now(UTC) + timedelta(days=days) if days is not None else None
 
     async def work(conn: asyncpg.Connection) -> int:
+        # A principal made before units were checked may name one the zone does not know.
+        unit_id = await conn.fetchval(
+            "SELECT unit_id FROM principals WHERE id = $1", args.principal_id
+        )
+        if unit_id is not None and (why := unknown_unit(settings, unit_id)) is not None:
+            return fail(f"principal {args.principal_id}: {why}", EXIT_USAGE)
         issued = await issue_token(
             conn,
             principal_id=args.principal_id,

@@ -94,6 +94,10 @@ async def public(postgres_url: str) -> AsyncIterator[asyncpg.Connection]:
         await conn.close()
 
 
+# A unit of the shipped zone: `principal add --unit` refuses one the zone does not know.
+PATROL = "cd-patrol-1"
+
+
 def unique(stem: str) -> str:
     """Return an id no other test uses."""
     return f"{stem}-{uuid.uuid4().hex[:10]}"
@@ -135,7 +139,7 @@ async def test_principal_add_then_list_and_audit(cli: Cli, public: asyncpg.Conne
 async def test_token_lifecycle(cli: Cli, public: asyncpg.Connection) -> None:
     unit = unique("patrol")
     added = await cli(
-        "principal", "add", "--id", unit, "--role", "patrol", "--unit", "P1", "--name", "Patrol"
+        "principal", "add", "--id", unit, "--role", "patrol", "--unit", PATROL, "--name", "Patrol"
     )
     assert added.code == 0, added.stderr
 
@@ -146,7 +150,7 @@ async def test_token_lifecycle(cli: Cli, public: asyncpg.Connection) -> None:
     assert created.stdout.count(secret) == 1
     assert "cannot be shown again" in created.stdout
     principal = await authenticate(public, secret=secret, now=datetime.now(UTC))
-    assert (principal.id, principal.role, principal.unit_id) == (unit, Role.PATROL, "P1")
+    assert (principal.id, principal.role, principal.unit_id) == (unit, Role.PATROL, PATROL)
 
     listed = await cli("token", "list", "--principal", unit)
     assert listed.code == 0, listed.stderr
