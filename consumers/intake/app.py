@@ -5,26 +5,19 @@ entry point (`__main__`) builds both from settings. docs/intake.md describes the
 """
 
 import asyncio
-import hashlib
-import json
 import logging
-import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
-from typing import Annotated, Any, Self, cast
+from typing import Annotated, cast
 
 import asyncpg
 from aiokafka.errors import KafkaError
 from fastapi import Depends, FastAPI, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from pydantic_core import PydanticCustomError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from consumers.auth import (
     AuthenticationFailed,
@@ -36,24 +29,25 @@ from consumers.auth import (
 )
 from consumers.intake import receipts
 from consumers.intake.docs import install_docs
+from consumers.intake.errors import (
+    ApiError,
+    documented,
+    field_error,
+    install_error_handlers,
+    too_many,
+    unauthorised,
+)
 from consumers.intake.limits import BodyLimit, Clock, RateLimiter
+from consumers.intake.models import (
+    AlarmReceipt,
+    AlarmRecord,
+    AlarmRequest,
+    raw_alarm_of,
+    request_hash,
+)
 from consumers.kafka_producer import RecoveringProducer
 from consumers.readiness import alive, check_ready
-from dispatch.events import (
-    ALARMS_RAW,
-    IdempotencyKey,
-    Identifier,
-    Name,
-    Phone,
-    Position,
-    RawAlarm,
-    SensorKind,
-    SourceKind,
-    Text,
-    UtcTimestamp,
-    encode,
-    key_of,
-)
+from dispatch.events import ALARMS_RAW, RawAlarm, encode, key_of
 from dispatch.settings import Settings
 from dispatch.zone import Zone, default_zone_path, load_zone
 
@@ -71,9 +65,6 @@ _STORE_DOWN = (
     asyncpg.OperatorInterventionError,
     asyncpg.InsufficientResourcesError,
 )
-# At most this many field errors, each field name cut to this length, go back to a client.
-_MAX_FIELD_ERRORS = 50
-_MAX_FIELD_CHARS = 200
 _NOTHING_ACCEPTED = "the receipt store (PostgreSQL) is unavailable; nothing was accepted"
 _NOT_CONFIRMED = (
     "Kafka has the alarm but its receipt could not be recorded (PostgreSQL is unavailable); "
@@ -81,178 +72,6 @@ _NOT_CONFIRMED = (
 )
 # Roles that may look at alarm receipts at all; which receipts is decided per alarm.
 _RECEIPT_READERS = frozenset({Role.DESK, Role.GUARD, Role.SENSOR, Role.COMMANDER})
-
-
-def _printable(value: str) -> str:
-    # PostgreSQL text and jsonb cannot hold NUL, and UTF-8 cannot hold a lone surrogate
-    # (Python's JSON parser lets "\ud800" through): refuse both here, naming the field.
-    if "\x00" in value:
-        raise PydanticCustomError("nul_character", "Text must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise PydanticCustomError(
-            "invalid_unicode", "Text must be valid Unicode (no lone surrogates)"
-        ) from None
-    return value
-
-
-class ApiModel(BaseModel):
-    """Base of the API's own request and response bodies: immutable, no unknown fields."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class AlarmRequest(ApiModel):
-    """An alarm as a client raises it; intake adds the id, the time and the source."""
-
-    text: Annotated[Text, AfterValidator(_printable)] = Field(
-        description="What was reported, Chinese or English (1-2000 characters)."
-    )
-    enterprise_id: Identifier | None = Field(
-        default=None,
-        description="The enterprise it happened at; defaults to the caller's own. "
-        "A caller bound to an enterprise may name only that one.",
-    )
-    idempotency_key: IdempotencyKey | None = Field(
-        default=None,
-        description="Your key for this alarm (printable ASCII, no spaces, up to 128): "
-        "a retry with the same key and body returns the same receipt.",
-    )
-    sensor_kind: SensorKind | None = None
-    position: Position | None = None
-    place_id: Identifier | None = Field(default=None, description="A place of the zone file.")
-    place_name: Annotated[Name, AfterValidator(_printable)] | None = None
-    reporter_name: Annotated[Name, AfterValidator(_printable)] | None = None
-    reporter_phone: Phone | None = None
-
-
-class AlarmReceipt(ApiModel):
-    """The first-time acceptance receipt: the alarm is on Kafka and will not be lost."""
-
-    alarm_id: uuid.UUID
-    received_at: UtcTimestamp
-    idempotency_key: IdempotencyKey | None = None
-
-    @classmethod
-    def of(cls, alarm: RawAlarm) -> Self:
-        """Return the receipt of an alarm."""
-        return cls(
-            alarm_id=alarm.alarm_id,
-            received_at=alarm.received_at,
-            idempotency_key=alarm.idempotency_key,
-        )
-
-
-class AlarmRecord(ApiModel):
-    """A receipt together with the alarm exactly as it was written to `alarms.raw`."""
-
-    receipt: AlarmReceipt
-    alarm: RawAlarm
-
-
-class FieldProblem(ApiModel):
-    """One field at fault: a dotted path such as `position.lat`, or `$` for the whole body."""
-
-    field: str
-    message: str
-
-
-class ErrorBody(ApiModel):
-    """Every error answer: what went wrong, and the fields at fault when there are any."""
-
-    error: str
-    fields: list[FieldProblem] = Field(default_factory=list)
-
-
-class ApiError(Exception):
-    """Raise to answer a request with an error status and an ErrorBody."""
-
-    def __init__(
-        self,
-        status: int,
-        error: str,
-        *,
-        fields: Sequence[FieldProblem] = (),
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(error)
-        self.status = status
-        self.body = ErrorBody(error=error, fields=list(fields))
-        self.headers = dict(headers or {})
-
-
-def _error(status: int, error: str, field: str, message: str) -> ApiError:
-    return ApiError(status, error, fields=[FieldProblem(field=field, message=message)])
-
-
-def _too_many(wait_s: float) -> ApiError:
-    return ApiError(
-        429,
-        "too many requests; retry after the time in Retry-After",
-        headers={"Retry-After": str(max(1, math.ceil(wait_s)))},
-    )
-
-
-def _unauthorised() -> ApiError:
-    # The same answer for every reason (unknown, revoked, expired, disabled): see docs/auth.md.
-    return ApiError(401, "unauthorised", headers={"WWW-Authenticate": "Bearer"})
-
-
-_ERROR_MEANINGS = {
-    400: "The body is empty or not JSON.",
-    401: "No token, or not an active one.",
-    403: "The caller's role or enterprise does not allow this.",
-    404: "No such alarm, or not one the caller may see (the same answer for both).",
-    409: "The idempotency_key was already used with a different body.",
-    413: "The body is larger than the limit.",
-    422: "A field is invalid; `fields` names each.",
-    429: "Past the caller's rate limit; see Retry-After.",
-    503: "Kafka or PostgreSQL is unavailable; no receipt was given.",
-}
-
-
-def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": ErrorBody, "description": _ERROR_MEANINGS[s]} for s in statuses}
-
-
-def source_kind_of(principal: Principal, request: AlarmRequest) -> SourceKind:
-    """Return the source kind an alarm from principal gets.
-
-    The hotline system is a sensor principal bound to no enterprise (docs/auth.md); an
-    unbound sensor that names its sensor_kind is a machine, not the hotline.
-    """
-    if principal.role is Role.SENSOR:
-        if principal.enterprise_id is None and request.sensor_kind is None:
-            return SourceKind.HOTLINE
-        return SourceKind.SENSOR
-    return {
-        Role.DESK: SourceKind.DESK,
-        Role.GUARD: SourceKind.GUARD,
-        Role.COMMANDER: SourceKind.COMMANDER,
-    }[principal.role]
-
-
-def raw_alarm_of(
-    principal: Principal, request: AlarmRequest, *, enterprise_id: str | None, now: datetime
-) -> RawAlarm:
-    """Return the alarm to write for a request: a new id, the time, the source, the enterprise."""
-    return RawAlarm(
-        alarm_id=uuid.uuid4(),
-        received_at=now,
-        source_kind=source_kind_of(principal, request),
-        source_id=principal.id,
-        enterprise_id=enterprise_id,
-        **request.model_dump(exclude={"enterprise_id"}),
-    )
-
-
-def request_hash(request: AlarmRequest, enterprise_id: str | None) -> bytes:
-    """Return the SHA-256 of what the request asks for, key aside, enterprise resolved."""
-    fields = request.model_dump(mode="json", exclude={"idempotency_key"})
-    fields["enterprise_id"] = enterprise_id
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).digest()
 
 
 class Intake:
@@ -307,12 +126,12 @@ class Intake:
             # from the same address (another client behind the same proxy) still works.
             wait = self.failures.acquire(address)
             if wait > 0:
-                raise _too_many(wait) from None
+                raise too_many(wait) from None
             log.warning("intake: authentication failed (%s) from %s", exc.reason, address)
-            raise _unauthorised() from None
+            raise unauthorised() from None
         wait = self.limiter.acquire(principal.id)
         if wait > 0:
-            raise _too_many(wait)
+            raise too_many(wait)
         return principal
 
     async def raise_alarm(
@@ -324,7 +143,7 @@ class Intake:
             # Only desks, guards and sensors are ever bound, and all three may raise: a bound
             # principal is refused only for naming another enterprise.
             if principal.enterprise_id is not None:
-                raise _error(
+                raise field_error(
                     403,
                     "this principal raises alarms only for its own enterprise",
                     "enterprise_id",
@@ -343,7 +162,7 @@ class Intake:
                     request_hash=request_hash(request, enterprise_id),
                 )
             except receipts.KeyReused:
-                raise _error(
+                raise field_error(
                     409,
                     "idempotency_key was already used for a different alarm",
                     "idempotency_key",
@@ -364,7 +183,7 @@ class Intake:
         # alarm out of its enterprise. In the zone an enterprise is a place of its own id.
         forbidden = "this principal raises alarms only at its own enterprise"
         if request.place_id is not None and request.place_id != own:
-            raise _error(403, forbidden, "place_id", f"must be {own!r} or omitted")
+            raise field_error(403, forbidden, "place_id", f"must be {own!r} or omitted")
         if request.place_name is None:
             return
         place = self.zone.find_place_by_name(request.place_name) or self.zone.find_place_in_text(
@@ -372,7 +191,7 @@ class Intake:
         )
         if place is not None and place.id != own:
             message = f"names {place.id!r}, a place outside {own!r}; describe a spot inside it"
-            raise _error(403, forbidden, "place_name", message)
+            raise field_error(403, forbidden, "place_name", message)
 
     async def _send(self, alarm: RawAlarm) -> None:
         try:
@@ -407,45 +226,6 @@ class Intake:
         ):
             raise ApiError(404, "no such alarm")
         return AlarmRecord(receipt=AlarmReceipt.of(stored.alarm), alarm=stored.alarm)
-
-
-def _field_of(loc: Sequence[int | str]) -> str:
-    # FastAPI prefixes where the value came from; the client knows its body by field names.
-    parts = [str(part) for part in loc]
-    if parts and parts[0] in {"body", "path", "query", "header"}:
-        parts = parts[1:]
-    return (".".join(parts) or "$")[:_MAX_FIELD_CHARS]
-
-
-def _validation_error(exc: RequestValidationError) -> ApiError:
-    errors = list(exc.errors())
-    if any(error["type"] == "json_invalid" for error in errors):
-        detail = next(e for e in errors if e["type"] == "json_invalid").get("ctx", {})
-        return _error(400, "the body is not valid JSON", "$", str(detail.get("error", "")))
-    # FastAPI reports an empty body as the body missing, and a bare `null` as a body of None.
-    if any(tuple(e["loc"]) == ("body",) and e.get("input") is None for e in errors):
-        return _error(400, "the body is empty", "$", "send the alarm as a JSON object")
-    problems = [
-        FieldProblem(field=_field_of(error["loc"]), message=str(error["msg"]))
-        for error in errors[:_MAX_FIELD_ERRORS]
-    ]
-    names = ", ".join(problem.field for problem in problems[:3])
-    return ApiError(422, f"invalid request: {names}", fields=problems)
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def on_api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(exc.body.model_dump(), exc.status, headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return await on_api_error(request, _validation_error(exc))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        body = ErrorBody(error=str(exc.detail))
-        return JSONResponse(body.model_dump(), exc.status_code, headers=exc.headers)
 
 
 def build_app(
@@ -484,7 +264,7 @@ def build_app(
     )
     install_docs(app)
     app.add_middleware(BodyLimit, max_bytes=settings.intake_max_body_bytes)
-    _install_error_handlers(app)
+    install_error_handlers(app)
     bearer = HTTPBearer(
         auto_error=False, description="A token from `dispatch token create` (`dsp_…`)."
     )
@@ -494,13 +274,13 @@ def build_app(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Principal:
         if credentials is None:
-            raise _unauthorised()
+            raise unauthorised()
         return await intake.caller(request, credentials)
 
     @app.post(
         "/v1/alarms",
         status_code=202,
-        responses=_responses(400, 401, 403, 409, 413, 422, 429, 503),
+        responses=documented(400, 401, 403, 409, 413, 422, 429, 503),
     )
     async def raise_alarm(
         body: AlarmRequest,
@@ -513,7 +293,7 @@ def build_app(
             response.headers["Idempotent-Replayed"] = "true"
         return receipt
 
-    @app.get("/v1/alarms/{alarm_id}", responses=_responses(401, 403, 404, 422, 429, 503))
+    @app.get("/v1/alarms/{alarm_id}", responses=documented(401, 403, 404, 422, 429, 503))
     async def read_alarm(
         alarm_id: uuid.UUID, principal: Annotated[Principal, Depends(caller)]
     ) -> AlarmRecord:

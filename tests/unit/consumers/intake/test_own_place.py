@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from consumers.auth import Principal, Role
-from consumers.intake.app import AlarmRequest, raw_alarm_of
+from consumers.intake.models import AlarmRequest, raw_alarm_of
 from dispatch.classify import Rules, default_rules_path, load_rules
 from dispatch.triage import triage
 from dispatch.zone import Zone, default_zone_path, load_zone
