@@ -5,10 +5,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from dispatch.classify import Rules, classify
+from dispatch.classify import Classification, Rules, classify
 from dispatch.display import place_label, printable
-from dispatch.events import ClassifiedAlarm, EventModel, LocatedAlarm, RawAlarm, UtcTimestamp
-from dispatch.locate import locate, merge_key
+from dispatch.events import (
+    ClassifiedAlarm,
+    EventModel,
+    LocatedAlarm,
+    RawAlarm,
+    SourceKind,
+    UtcTimestamp,
+)
+from dispatch.locate import Location, locate, merge_key
 from dispatch.zone import Zone
 
 INCIDENT_NAMESPACE = uuid.UUID("3c9a1f64-7d2e-4b8a-9f10-6e5d4c3b2a19")
@@ -19,16 +26,41 @@ def provisional_incident_id(alarm_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(INCIDENT_NAMESPACE, str(alarm_id))
 
 
+def sensor_kind_of(zone: Zone, alarm: RawAlarm) -> str | None:
+    """Return the alarm's sensor kind, or the kind the zone registers for its device."""
+    if alarm.sensor_kind is not None or alarm.source_kind is not SourceKind.SENSOR:
+        return alarm.sensor_kind
+    device = zone.device(alarm.source_id)
+    return device.kind if device is not None else None
+
+
+def with_device_place(zone: Zone, alarm: RawAlarm) -> RawAlarm:
+    """Place a sensor alarm that names no place at its registered device's place or position."""
+    device = zone.device(alarm.source_id) if alarm.source_kind is SourceKind.SENSOR else None
+    named = alarm.position or alarm.place_id or alarm.place_name or alarm.enterprise_id
+    if device is None or named:
+        return alarm
+    return alarm.model_copy(update={"place_id": device.place_id, "position": device.position})
+
+
 def triage(zone: Zone, rules: Rules, alarm: RawAlarm, *, now: datetime) -> LocatedAlarm:
     """Locate and classify an alarm; raise LocationUnresolved when the zone cannot place it."""
+    alarm = with_device_place(zone, alarm)
     where = locate(zone, alarm)
     verdict = classify(
         rules,
         text=alarm.text,
         source_kind=alarm.source_kind,
-        sensor_kind=alarm.sensor_kind,
+        sensor_kind=sensor_kind_of(zone, alarm),
         place_type=where.place_type,
     )
+    return located_alarm(alarm, where, verdict, now=now)
+
+
+def located_alarm(
+    alarm: RawAlarm, where: Location, verdict: Classification, *, now: datetime
+) -> LocatedAlarm:
+    """Build the located alarm of a raw alarm from where it is and what it is."""
     return LocatedAlarm(
         alarm_id=alarm.alarm_id,
         incident_id=provisional_incident_id(alarm.alarm_id),
@@ -36,6 +68,7 @@ def triage(zone: Zone, rules: Rules, alarm: RawAlarm, *, now: datetime) -> Locat
         priority=verdict.priority,
         required_capabilities=verdict.required_capabilities,
         units_needed=verdict.units_needed,
+        needs=tuple((need.capability, need.count) for need in verdict.needs),
         position=where.position,
         grid_id=where.grid_id,
         place_id=where.place.id if where.place else None,

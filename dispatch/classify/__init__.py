@@ -1,20 +1,13 @@
-"""Alarm classification: category, priority, capabilities and units from an editable rules file.
+"""Alarm classification: category, priority and counted needs from an editable rules file.
 
-See docs/classification.md for the rules format and how matching works.
+See docs/classification.md for the method, the rules format and how matching works.
 """
 
-from dispatch.classify.classifier import (
-    Classification,
-    KeywordMatcher,
-    classify,
-    fold_keyword,
-    fold_text,
-)
+from dispatch.classify.classifier import Classification, Evidence, Signal, classify
 from dispatch.classify.rules import (
+    LIFE_THREAT,
     CategoryRule,
-    CategoryRules,
-    FallbackRule,
-    Modifier,
+    Language,
     PlaceRule,
     Rules,
     RulesFileError,
@@ -22,17 +15,21 @@ from dispatch.classify.rules import (
     default_rules_path,
     load_rules,
 )
+from dispatch.classify.rules import Signal as SignalRule
+from dispatch.classify.text import KeywordMatcher, fold_keyword, fold_text
 
 __all__ = [
+    "LIFE_THREAT",
     "CategoryRule",
-    "CategoryRules",
     "Classification",
-    "FallbackRule",
+    "Evidence",
     "KeywordMatcher",
-    "Modifier",
+    "Language",
     "PlaceRule",
     "Rules",
     "RulesFileError",
+    "Signal",
+    "SignalRule",
     "SourceRule",
     "classify",
     "default_rules_path",

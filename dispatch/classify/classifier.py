@@ -1,99 +1,84 @@
-"""Classify an alarm into category, priority, capabilities and units by the loaded rules.
+"""Classify an alarm into category, priority and counted needs, with the evidence for each.
 
-This is the generic engine: how text is folded, how a keyword matches, and in which order the
-rules apply. What the rules say lives in `data/rules.toml`; their schema in `rules.py`.
+This is the generic engine: the order in which the rules apply and how a threat to life fails
+safe. What the rules say lives in `data/rules.toml`; their schema in `rules.py`; how text is
+read (negation, clauses, typos) in `text.py`.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from dispatch.events.alarms import Category, PlaceType, Priority, SensorKind, SourceKind
-
-if TYPE_CHECKING:  # rules.py compiles its keywords with this module's KeywordMatcher
-    from dispatch.classify.rules import Rules
-
-# Scripts written without spaces between words (CJK ideographs, kana, hangul): their keywords
-# match as plain substrings, because there is no word boundary to look for.
-_UNSPACED = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003ffff]")
-# Word characters for English boundaries. Deliberately not `\b`: Python counts a CJK ideograph as
-# a word character, so `\b` would refuse "fire" in "有人fire".
-_WORD = "0-9a-z\u00c0-\u024f"
+from dispatch.classify.rules import (
+    LIFE_THREAT,
+    MAX_UNITS,
+    SCHOOL,
+    Compiled,
+    Rules,
+    SourceRule,
+)
+from dispatch.classify.text import Hit, Reading, fold_text
+from dispatch.events.alarms import Category, PlaceType, Priority, SourceKind
+from dispatch.routing.needs import Need, merged_needs, needs_from_mapping
 
 _URGENCY = {priority: index for index, priority in enumerate(Priority)}  # P1 -> 0, P4 -> 3
 _BY_URGENCY = tuple(Priority)
-
-
-def fold_text(text: str) -> str:
-    """Fold text the way keywords are folded: NFKC (full-width to ASCII) and lower case."""
-    return unicodedata.normalize("NFKC", text).lower()
-
-
-def fold_keyword(raw: str) -> str:
-    """Fold a keyword like text and check it, raising `ValueError` for a blank or bad `*`."""
-    keyword = " ".join(fold_text(raw).split())
-    if not keyword or keyword == "*":
-        raise ValueError("keyword must not be blank")
-    if "*" in keyword[:-1] or (keyword.endswith("*") and _UNSPACED.search(keyword)):
-        raise ValueError("'*' is allowed only at the end of an English keyword")
-    return keyword
-
-
-def _keyword_pattern(keyword: str) -> str:
-    if _UNSPACED.search(keyword):
-        return re.escape(keyword)
-    first, *others = keyword.removesuffix("*").split()
-    # The boundary check sits after the first character, not before it, so every alternative
-    # starts with a literal and `re` can skip positions that cannot start a keyword.
-    body = re.escape(first[0]) + f"(?<![{_WORD}].)" + re.escape(first[1:])
-    body += "".join(r"\s+" + re.escape(word) for word in others)
-    return body + (f"[{_WORD}]*" if keyword.endswith("*") else f"(?![{_WORD}])")
+MEDICAL = Need("medical")
 
 
 @dataclass(frozen=True, slots=True)
-class KeywordMatcher:
-    """One compiled alternation over keywords, and the way back from a match to its keyword."""
+class Evidence:
+    """A keyword as the rules write it, the words of the text that matched, and where."""
 
-    pattern: re.Pattern[str] | None
-    exact: dict[str, str]
-    stems: tuple[tuple[str, str], ...]
+    keyword: str
+    text: str
+    start: int
+    hedged: bool = False
+    # Set when the words were read and set aside: the cue ("不是") or explanation ("烧烤").
+    discounted_by: str | None = None
 
-    @classmethod
-    def build(cls, keywords: tuple[str, ...]) -> KeywordMatcher:
-        """Compile the keywords, longest first so the most specific one is the one reported."""
-        ordered = sorted(dict.fromkeys(keywords), key=len, reverse=True)
-        # No capturing groups: a group in front of each alternative defeats the literal prefix
-        # scan and made matching about 20x slower; the keyword is recovered from the text instead.
-        pattern = re.compile("|".join(map(_keyword_pattern, ordered))) if ordered else None
-        stems = tuple((k.removesuffix("*"), k) for k in ordered if k.endswith("*"))
-        return cls(pattern, {k: k for k in ordered if not k.endswith("*")}, stems)
 
-    def hits(self, folded: str) -> tuple[str, ...]:
-        """Return the keywords found in already folded text, in order of first appearance."""
-        if self.pattern is None:
-            return ()
-        found = {self._keyword_of(match.group()): None for match in self.pattern.finditer(folded)}
-        return tuple(found)
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A fact found in the alarm (category, life_threat, injured, fire, hazmat, school)."""
 
-    def _keyword_of(self, matched: str) -> str:
-        matched = " ".join(matched.split())
-        if matched in self.exact:
-            return self.exact[matched]
-        return next((k for stem, k in self.stems if matched.startswith(stem)), matched)
+    name: str
+    evidence: tuple[Evidence, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Classification:
-    """What an alarm is, how urgent, what it needs, and which keywords decided it."""
+    """What an alarm is, how urgent, what it needs, and the evidence that decided it."""
 
     category: Category
     priority: Priority
-    required_capabilities: tuple[str, ...]
-    matched: tuple[str, ...]
-    units_needed: int
+    needs: tuple[Need, ...]
+    signals: tuple[Signal, ...] = ()
+    # Words found but set aside: negated ("没人受伤") or explained away ("烧烤的烟").
+    discounted: tuple[Evidence, ...] = ()
+    source_rule: str | None = None
+
+    @property
+    def required_capabilities(self) -> tuple[str, ...]:
+        """Return the capabilities the plan needs, in order of need."""
+        return tuple(n.capability for n in self.needs)
+
+    @property
+    def units_needed(self) -> int:
+        """Return how many units the needs add up to (at most ten)."""
+        return min(MAX_UNITS, sum(n.count for n in self.needs))
+
+    @property
+    def matched(self) -> tuple[str, ...]:
+        """Return the deciding keywords (and the source rule), for the incident record."""
+        words = [e.keyword for s in self.signals for e in s.evidence]
+        if self.source_rule is not None:
+            words.append(self.source_rule)
+        return tuple(dict.fromkeys(words))
+
+    def signal(self, name: str) -> Signal | None:
+        """Return one signal by name, if present."""
+        return next((s for s in self.signals if s.name == name), None)
 
 
 def _raised(priority: Priority, by: int) -> Priority:
@@ -106,21 +91,38 @@ def _at_least(priority: Priority, floor: Priority | None) -> Priority:
     return floor
 
 
-def _category_of(
-    rules: Rules, folded: str, source_kind: SourceKind, sensor_kind: SensorKind | None
-) -> tuple[Category, Priority | None, tuple[str, ...]]:
-    # Rank order plus an early exit: the first category with any hit is the most severe one.
-    for category, matcher in rules.ranked_matchers:
-        hits = matcher.hits(folded)
-        if hits:
-            return category, None, hits
-    source = rules.source_rule(source_kind, sensor_kind)
-    if source is None:
-        return Category.OTHER, None, ()
-    marker = f"source:{source.source_kind}"
-    if source.sensor_kind is not None:
-        marker += f"/{source.sensor_kind}"
-    return source.category, source.priority, (marker,)
+def _bounded(text: str, limit: int) -> str:
+    # A transcript past the bound keeps its start (who, where) and its end (what happened
+    # last); the cut is a clause break so no keyword is glued across it.
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n{text[-half:]}"
+
+
+class _Evidence:
+    """Sort the hits of a keyword list into evidence that stands and evidence set aside."""
+
+    def __init__(self, reading: Reading) -> None:
+        self.reading = reading
+        self.discounted: list[Evidence] = []
+
+    def of(self, compiled: Compiled) -> list[Evidence]:
+        found: list[Evidence] = []
+        for hit in compiled.matcher.hits(self.reading.text):
+            cue = self.reading.negation_of(hit)
+            benign = self.reading.in_clause(hit, compiled.benign) if cue is None else None
+            if cue is not None or benign is not None:
+                why = (cue or benign or hit).keyword
+                if all(d.start != hit.start for d in self.discounted):
+                    self.discounted.append(self._evidence(hit, discounted_by=why))
+            else:
+                found.append(self._evidence(hit))
+        return found
+
+    def _evidence(self, hit: Hit, discounted_by: str | None = None) -> Evidence:
+        text = self.reading.text[hit.start : hit.end]
+        return Evidence(hit.keyword, text, hit.start, self.reading.hedged(hit), discounted_by)
 
 
 def classify(
@@ -128,36 +130,69 @@ def classify(
     *,
     text: str,
     source_kind: SourceKind,
-    sensor_kind: SensorKind | None = None,
+    sensor_kind: str | None = None,
     place_type: PlaceType | None = None,
 ) -> Classification:
-    """Classify one alarm; negations ("no fire") are not understood and match like the word."""
-    folded = fold_text(text)
-    category, source_priority, matched = _category_of(rules, folded, source_kind, sensor_kind)
-    rule = rules.categories.get(category)
-    priority = source_priority or rule.priority
-    capabilities = list(rule.capabilities)
-    units = rule.units_needed
-
+    """Classify one alarm; a threat to life makes it P1 with medical, whatever its category."""
+    reading = Reading(fold_text(_bounded(text, rules.max_text_chars)), rules.scope)
+    evidence = _Evidence(reading)
+    category, found = Category.UNCLASSIFIED, []
+    for candidate, compiled in rules.ranked:
+        found = evidence.of(compiled)
+        if found:
+            category = candidate
+            break
+    signals = [(n, s, evidence.of(c)) for n, s, c in rules.compiled_signals]
+    present = [(name, signal, hits) for name, signal, hits in signals if hits]
+    if category is Category.UNCLASSIFIED:
+        implied = next((s.implies for _, s, _ in present if s.implies is not None), None)
+        if implied is not None:
+            category = implied
+    source = rules.source_rule(source_kind, sensor_kind)
+    if category is Category.UNCLASSIFIED and source is not None:
+        category = source.category  # no words at all: the device says what it is
+        rule = rules.categories[category]
+        priority = source.priority or rule.priority
+    elif source is not None and source.sensor_kind is not None and source.category is category:
+        rule = rules.categories[category]  # the words agree with the device: its floor holds
+        priority = _at_least(rule.priority, source.priority)
+    else:
+        source = None
+        rule = rules.categories[category]
+        priority = rule.priority
+    needs = merged_needs(
+        needs_from_mapping(rule.needs), needs_from_mapping(source.needs if source else {})
+    )
+    if place_type is None or place_type is PlaceType.OTHER:
+        # A hotline call that names a school is at a school, wherever its caller stands.
+        place_type = PlaceType.SCHOOL if any(n == SCHOOL for n, _, _ in present) else place_type
     place = rules.place_rule(place_type, category) if place_type is not None else None
     if place is not None:
         priority = _at_least(_raised(priority, place.raise_by), place.priority)
-        capabilities.extend(place.add_capabilities)
-        units = max(units, place.min_units)
-
-    # Modifiers come last so an escalation (a weapon, P1) is never undone by a place rule.
-    for modifier, matcher in rules.modifiers_for(category):
-        hits = matcher.hits(folded)
-        if hits:
-            priority = _at_least(priority, modifier.priority)
-            capabilities.extend(modifier.add_capabilities)
-            units = max(units, modifier.min_units)
-            matched += hits
-
+        needs = merged_needs(needs, needs_from_mapping(place.needs))
+    for _, signal, _ in present:
+        if signal.applies_to(category):
+            priority = _at_least(priority, signal.priority_in.get(category, signal.priority))
+            needs = merged_needs(needs, needs_from_mapping(signal.needs))
+    # Fail safe: a threat to life is P1 and brings an ambulance, whatever the category.
+    if any(s.life_threat and s.applies_to(category) for _, s, _ in present) or any(
+        n == LIFE_THREAT for n, _, _ in present
+    ):
+        priority = Priority.P1
+        needs = merged_needs(needs, [MEDICAL])
+    needs = merged_needs(needs, needs_from_mapping(rule.needs_at.get(priority, {})))
+    found_signals = [Signal("category", tuple(found))] if found else []
+    found_signals += [Signal(name, tuple(hits)) for name, _, hits in present]
     return Classification(
         category=category,
         priority=priority,
-        required_capabilities=tuple(dict.fromkeys(capabilities)),
-        matched=tuple(dict.fromkeys(matched)),
-        units_needed=units,
+        needs=needs,
+        signals=tuple(found_signals),
+        discounted=tuple(evidence.discounted),
+        source_rule=_marker(source) if source is not None else None,
     )
+
+
+def _marker(source: SourceRule) -> str:
+    sensor = f"/{source.sensor_kind}" if source.sensor_kind else ""
+    return f"source:{source.source_kind}{sensor}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -22,11 +21,19 @@ from pydantic import (
     model_validator,
 )
 
-from dispatch.classify.classifier import KeywordMatcher, fold_keyword
-from dispatch.events.alarms import Category, PlaceType, Priority, SensorKind, SourceKind
+from dispatch.classify.homophones import sound_alikes
+from dispatch.classify.text import KeywordMatcher, Scope, fold_keyword
+from dispatch.events.alarms import Category, PlaceType, Priority, SourceKind
 from dispatch.events.base import Capability
+from dispatch.routing.needs import Need, merged_needs, needs_from_mapping
 
 MAX_CAPABILITIES = 8  # ClassifiedAlarm.required_capabilities holds at most this many
+MAX_UNITS = 10  # ClassifiedAlarm.units_needed
+LIFE_THREAT = "life_threat"
+SCHOOL = "school"
+KEYWORD_CATEGORIES: tuple[Category, ...] = tuple(
+    c for c in Category if c not in (Category.OTHER, Category.UNCLASSIFIED)
+)
 
 
 class RulesFileError(ValueError):
@@ -38,7 +45,10 @@ class RulesFileError(ValueError):
         self.field = field
 
 
-Keyword = Annotated[str, Field(max_length=64), AfterValidator(fold_keyword)]
+Keyword = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(fold_keyword)]
+Keywords = tuple[Keyword, ...]
+Needs = dict[Capability, Annotated[int, Field(ge=1, le=MAX_UNITS)]]
+DeviceKind = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 
 
 class RulesModel(BaseModel):
@@ -47,71 +57,58 @@ class RulesModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class FallbackRule(RulesModel):
-    """What an alarm gets when no keyword and no source rule decided: the `other` category."""
+class Language(RulesModel):
+    """How negation and hedges are read: cues, look-alikes, scope breaks and the window."""
 
+    negations: Keywords = Field(min_length=1)
+    not_negations: Keywords = ()
+    scope_breaks: Keywords = ()
+    hedges: Keywords = ()
+    cjk_window: int = Field(default=4, ge=0, le=20, description="characters before a keyword")
+    english_window: int = Field(default=16, ge=0, le=60, description="characters, any script")
+
+
+class CategoryRule(RulesModel):
+    """Keywords that put an alarm in a category, and what the category needs."""
+
+    rank: int | None = Field(default=None, ge=1, le=99)
     priority: Priority
-    capabilities: tuple[Capability, ...] = Field(min_length=1, max_length=MAX_CAPABILITIES)
-    units_needed: int = Field(default=1, ge=1, le=10)
-    keywords: tuple[Keyword, ...] = ()
+    needs: Needs = Field(min_length=1)
+    # More units at a priority: robbery at P1 needs two patrols ({P1 = {patrol = 2}}).
+    needs_at: dict[Priority, Needs] = {}
+    keywords: Keywords = ()
+    # Words that explain a keyword away when they share its clause ("烧烤" for 烟).
+    benign: Keywords = ()
 
 
-class CategoryRule(FallbackRule):
-    """Keywords that put an alarm in a category, and what that category needs."""
+class Signal(RulesModel):
+    """A fact found in the text, with what it does to any category it applies to."""
 
-    rank: int = Field(ge=1, le=99, description="Precedence: the lowest matching rank wins.")
-    keywords: tuple[Keyword, ...] = Field(min_length=1)
+    keywords: Keywords = Field(min_length=1)
+    benign: Keywords = ()
+    categories: tuple[Category, ...] = Field(default=(), description="Empty means every one.")
+    priority: Priority | None = Field(default=None, description="At least this urgent.")
+    # A more urgent floor in some categories: an injury in a crash or a fight is P1.
+    priority_in: dict[Category, Priority] = {}
+    needs: Needs = {}
+    # A threat to life: P1 and medical, whatever the category (not settable per file).
+    life_threat: bool = False
+    # The category of an alarm no category keyword placed, when this signal is present.
+    implies: Category | None = None
 
-
-class CategoryRules(RulesModel):
-    """One rule per `Category`, so a missing or misspelt category is a named error."""
-
-    fire: CategoryRule
-    medical: CategoryRule
-    robbery: CategoryRule
-    theft: CategoryRule
-    fight: CategoryRule
-    traffic: CategoryRule
-    dispute: CategoryRule
-    intrusion: CategoryRule
-    suspicious_person: CategoryRule
-    hazard: CategoryRule
-    help_request: CategoryRule
-    other: FallbackRule
-
-    @model_validator(mode="after")
-    def _ranks_differ(self) -> CategoryRules:
-        seen: dict[int, Category] = {}
-        for category, rule in self.ranked():
-            if rule.rank in seen:
-                raise ValueError(
-                    f"{seen[rule.rank]} and {category} share rank {rule.rank}; "
-                    "ranks decide which category wins and must differ"
-                )
-            seen[rule.rank] = category
-        return self
-
-    def ranked(self) -> Iterator[tuple[Category, CategoryRule]]:
-        """Yield the keyword categories, most severe (lowest rank) first."""
-        keyword = [c for c in Category if c not in (Category.OTHER, Category.UNCLASSIFIED)]
-        rules = [(c, getattr(self, c.value)) for c in keyword]
-        yield from sorted(rules, key=lambda pair: pair[1].rank)
-
-    def get(self, category: Category) -> FallbackRule:
-        """Return the rule of one category."""
-        if category is Category.UNCLASSIFIED:
-            return self.other
-        rule: FallbackRule = getattr(self, category.value)
-        return rule
+    def applies_to(self, category: Category) -> bool:
+        """Tell whether this signal's effects apply to alarms of the category."""
+        return not self.categories or category in self.categories
 
 
 class SourceRule(RulesModel):
     """The category of an alarm that no keyword placed, from who or what raised it."""
 
     source_kind: SourceKind
-    sensor_kind: SensorKind | None = None
+    sensor_kind: DeviceKind | None = None
     category: Category
     priority: Priority | None = None
+    needs: Needs = {}
 
     @model_validator(mode="after")
     def _sensor_kind_only_for_sensors(self) -> SourceRule:
@@ -127,44 +124,58 @@ class PlaceRule(RulesModel):
     categories: tuple[Category, ...] = Field(min_length=1)
     raise_by: int = Field(default=0, ge=-3, le=3, description="Positive is more urgent.")
     priority: Priority | None = Field(default=None, description="At least this urgent.")
-    add_capabilities: tuple[Capability, ...] = ()
-    min_units: int = Field(default=1, ge=1, le=10)
-
-
-class Modifier(RulesModel):
-    """Keywords that, on top of the category, escalate priority or add needs (e.g. weapons)."""
-
-    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
-    keywords: tuple[Keyword, ...] = Field(min_length=1)
-    categories: tuple[Category, ...] = Field(default=(), description="Empty means every one.")
-    priority: Priority | None = Field(default=None, description="At least this urgent.")
-    add_capabilities: tuple[Capability, ...] = ()
-    min_units: int = Field(default=1, ge=1, le=10)
-
-    def applies_to(self, category: Category) -> bool:
-        """Tell whether this modifier is checked for alarms of the category."""
-        return not self.categories or category in self.categories
+    needs: Needs = {}
 
 
 @dataclass(frozen=True, slots=True)
-class _Index:
-    """Everything `classify` looks up, built once per loaded file so a call does no setup."""
+class Compiled:
+    """A keyword list compiled once, with the words that explain it away."""
 
-    ranked: tuple[tuple[Category, KeywordMatcher], ...]
-    sources: dict[tuple[SourceKind, SensorKind | None], SourceRule]
-    places: dict[tuple[PlaceType, Category], PlaceRule]
-    modifiers: dict[Category, tuple[tuple[Modifier, KeywordMatcher], ...]]
+    matcher: KeywordMatcher
+    benign: KeywordMatcher
 
 
 class Rules(RulesModel):
-    """A whole rules file: categories, source rules, place rules and modifiers."""
+    """A whole rules file: language, categories, signals, source rules and place rules."""
 
-    schema_version: Literal[1]
-    categories: CategoryRules
+    schema_version: Literal[2]
+    # Longer texts are read as their first and last halves of this many characters.
+    max_text_chars: int = Field(default=20_000, ge=200, le=200_000)
+    language: Language
+    categories: dict[Category, CategoryRule]
+    signals: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")], Signal]
     source_rules: tuple[SourceRule, ...] = ()
     place_rules: tuple[PlaceRule, ...] = ()
-    modifiers: tuple[Modifier, ...] = ()
-    _index: _Index
+    _ranked: tuple[tuple[Category, Compiled], ...]
+    _signals: tuple[tuple[str, Signal, Compiled], ...]
+    _sources: dict[tuple[SourceKind, str | None], SourceRule]
+    _places: dict[tuple[PlaceType, Category], PlaceRule]
+    _scope: Scope
+
+    @field_validator("categories")
+    @classmethod
+    def _every_category(cls, rules: dict[Category, CategoryRule]) -> dict[Category, CategoryRule]:
+        missing = [c.value for c in Category if c not in rules]
+        if missing:
+            raise ValueError(f"every category needs a rule; missing: {', '.join(missing)}")
+        ranks: dict[int, Category] = {}
+        for category in KEYWORD_CATEGORIES:
+            rule = rules[category]
+            if rule.rank is None or not rule.keywords:
+                raise ValueError(f"{category} needs a rank and at least one keyword")
+            if rule.rank in ranks:
+                raise ValueError(f"{ranks[rule.rank]} and {category} share rank {rule.rank}")
+            ranks[rule.rank] = category
+        if rules[Category.UNCLASSIFIED].keywords:
+            raise ValueError("unclassified is what matched nothing: it takes no keywords")
+        return rules
+
+    @field_validator("signals")
+    @classmethod
+    def _life_threat_present(cls, signals: dict[str, Signal]) -> dict[str, Signal]:
+        if LIFE_THREAT not in signals or not signals[LIFE_THREAT].life_threat:
+            raise ValueError(f"a '{LIFE_THREAT}' signal with life_threat = true is required")
+        return signals
 
     @field_validator("source_rules")
     @classmethod
@@ -178,62 +189,91 @@ class Rules(RulesModel):
         _no_repeats([(i, f"{r.place_type}/{c}") for i, r in enumerate(rules) for c in r.categories])
         return rules
 
-    @field_validator("modifiers")
-    @classmethod
-    def _unique_modifier_names(cls, modifiers: tuple[Modifier, ...]) -> tuple[Modifier, ...]:
-        _no_repeats([(i, m.name) for i, m in enumerate(modifiers)])
-        return modifiers
-
     @model_validator(mode="after")
-    def _capabilities_fit(self) -> Rules:
+    def _needs_fit(self) -> Rules:
         for category in Category:
-            self._check_capability_budget(category)
+            worst = self.worst_needs(category)
+            if len(worst) > MAX_CAPABILITIES or sum(n.count for n in worst) > MAX_UNITS:
+                raise ValueError(
+                    f"category {category} can need {len(worst)} capabilities and "
+                    f"{sum(n.count for n in worst)} units once place rules and signals apply; "
+                    f"an alarm carries at most {MAX_CAPABILITIES} and {MAX_UNITS}"
+                )
         return self
 
-    def _check_capability_budget(self, category: Category) -> None:
-        needed = set(self.categories.get(category).capabilities)
-        for modifier in self.modifiers:
-            if modifier.applies_to(category):
-                needed.update(modifier.add_capabilities)
-        extra = [set(p.add_capabilities) for p in self.place_rules if category in p.categories]
-        worst = max((len(needed | more) for more in extra), default=len(needed))
-        if worst > MAX_CAPABILITIES:
-            raise ValueError(
-                f"category {category} can need {worst} capabilities once place rules and "
-                f"modifiers apply; an alarm carries at most {MAX_CAPABILITIES}"
-            )
+    def worst_needs(self, category: Category) -> tuple[Need, ...]:
+        """Return the most a category can need when every rule that can apply does."""
+        rule = self.categories[category]
+        groups = [needs_from_mapping(rule.needs), *map(needs_from_mapping, rule.needs_at.values())]
+        groups += [
+            needs_from_mapping(s.needs) for s in self.signals.values() if s.applies_to(category)
+        ]
+        groups += [
+            needs_from_mapping(p.needs) for p in self.place_rules if category in p.categories
+        ]
+        groups += [needs_from_mapping(s.needs) for s in self.source_rules if s.category is category]
+        return merged_needs(*groups, [Need("medical")])
 
     def model_post_init(self, context: object, /) -> None:
         """Compile every keyword list once, so classifying an alarm only runs the matchers."""
-        ranked = [(c, KeywordMatcher.build(r.keywords)) for c, r in self.categories.ranked()]
-        other = self.categories.other.keywords
-        if other:  # keywords of `other` may record why, but never outrank a real category
-            ranked.append((Category.OTHER, KeywordMatcher.build(other)))
-        compiled = [(m, KeywordMatcher.build(m.keywords)) for m in self.modifiers]
-        self._index = _Index(
-            ranked=tuple(ranked),
-            sources={(s.source_kind, s.sensor_kind): s for s in self.source_rules},
-            places={(p.place_type, c): p for p in self.place_rules for c in p.categories},
-            modifiers={c: tuple((m, k) for m, k in compiled if m.applies_to(c)) for c in Category},
+        ranked = sorted(
+            ((c, self.categories[c]) for c in KEYWORD_CATEGORIES),
+            key=lambda pair: pair[1].rank or 0,
+        )
+        other = self.categories[Category.OTHER]
+        if other.keywords:  # keywords of `other` never outrank a real category
+            ranked.append((Category.OTHER, other))
+        self._ranked = tuple((c, _compile(r.keywords, r.benign)) for c, r in ranked)
+        self._signals = tuple(
+            (name, s, _compile(s.keywords, s.benign)) for name, s in self.signals.items()
+        )
+        self._sources = {(s.source_kind, s.sensor_kind): s for s in self.source_rules}
+        self._places = {(p.place_type, c): p for p in self.place_rules for c in p.categories}
+        lang = self.language
+        self._scope = Scope(
+            cues=KeywordMatcher.build(lang.negations),
+            not_cues=KeywordMatcher.build(lang.not_negations),
+            breaks=KeywordMatcher.build(lang.scope_breaks),
+            hedges=KeywordMatcher.build(lang.hedges),
+            cjk_window=lang.cjk_window,
+            english_window=lang.english_window,
         )
 
     @property
-    def ranked_matchers(self) -> tuple[tuple[Category, KeywordMatcher], ...]:
-        """Return the keyword matcher of each category, most severe first, `other` last."""
-        return self._index.ranked
+    def ranked(self) -> tuple[tuple[Category, Compiled], ...]:
+        """Return each keyword category's compiled keywords, most severe first, `other` last."""
+        return self._ranked
 
-    def source_rule(self, source: SourceKind, sensor: SensorKind | None) -> SourceRule | None:
+    @property
+    def compiled_signals(self) -> tuple[tuple[str, Signal, Compiled], ...]:
+        """Return each signal with its compiled keywords, in file order."""
+        return self._signals
+
+    @property
+    def scope(self) -> Scope:
+        """Return the compiled negation cues, look-alikes, breaks and hedges."""
+        return self._scope
+
+    def source_rule(self, source: SourceKind, sensor: str | None) -> SourceRule | None:
         """Return the rule for this source, preferring one that names the sensor kind."""
-        exact = self._index.sources.get((source, sensor))
-        return exact if exact is not None else self._index.sources.get((source, None))
+        exact = self._sources.get((source, sensor))
+        return exact if exact is not None else self._sources.get((source, None))
 
     def place_rule(self, place: PlaceType, category: Category) -> PlaceRule | None:
         """Return the adjustment for a category at a place type, if the file has one."""
-        return self._index.places.get((place, category))
+        return self._places.get((place, category))
 
-    def modifiers_for(self, category: Category) -> tuple[tuple[Modifier, KeywordMatcher], ...]:
-        """Return the modifiers checked for a category, in file order, with their matchers."""
-        return self._index.modifiers[category]
+
+def _compile(keywords: tuple[str, ...], benign: tuple[str, ...]) -> Compiled:
+    plain = [k.removeprefix("~") for k in keywords]
+    variants = {
+        variant: keyword.removeprefix("~")
+        for keyword in keywords
+        if keyword.startswith("~")
+        for variant in sound_alikes(keyword.removeprefix("~"))
+        if variant not in plain
+    }
+    return Compiled(KeywordMatcher.build(plain, variants), KeywordMatcher.build(benign))
 
 
 def _no_repeats(cases: list[tuple[int, str]]) -> None:

@@ -13,6 +13,8 @@ from dispatch.zone.geo import (
 )
 from dispatch.zone.loader import DEMO_ZONE_FILE, ZoneFileError, default_zone_path, load_zone
 from dispatch.zone.model import (
+    Device,
+    DeviceKind,
     Grid,
     Place,
     Team,
@@ -28,6 +30,8 @@ from dispatch.zone.queries import NameIndex, normalize_name
 __all__ = [
     "DEMO_ZONE_FILE",
     "EARTH_RADIUS_M",
+    "Device",
+    "DeviceKind",
     "Grid",
     "LatLon",
     "NameIndex",

@@ -126,6 +126,21 @@ class Unit(EventModel):
         return self
 
 
+DeviceKind = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+"""What a device is: the sensor kinds of events (`anti_climb`, `camera_a`, ...) and others
+the zone knows, such as `smoke`, `heat`, `gas` and `panic_button`."""
+
+
+class Device(EventModel):
+    """A registered alarm device: a sensor alarm without a kind takes this one (docs/zone.md)."""
+
+    id: Identifier
+    kind: DeviceKind
+    name: Name | None = None
+    place_id: Identifier | None = None
+    position: Position | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class ZoneProblem:
     """One thing wrong with a zone: where (a path into the file), what, and whose id."""
@@ -170,10 +185,12 @@ class Zone(EventModel):
     grids: Annotated[tuple[Grid, ...], Field(max_length=10_000), NonEmpty]
     places: tuple[Place, ...] = Field(default=(), max_length=100_000)
     units: Annotated[tuple[Unit, ...], Field(max_length=100_000), NonEmpty]
+    devices: tuple[Device, ...] = Field(default=(), max_length=100_000)
 
     _grids: dict[str, Grid] = PrivateAttr(default_factory=dict)
     _places: dict[str, Place] = PrivateAttr(default_factory=dict)
     _units: dict[str, Unit] = PrivateAttr(default_factory=dict)
+    _devices: dict[str, Device] = PrivateAttr(default_factory=dict)
     _names: NameIndex[Place] = PrivateAttr(default_factory=lambda: NameIndex(()))
     # Each grid with its bounding box, so grid_at tests only the polygons that can hold a point.
     _grid_boxes: list[tuple[tuple[float, float, float, float], Grid]] = PrivateAttr(
@@ -188,6 +205,7 @@ class Zone(EventModel):
         self._grids = {grid.id: grid for grid in self.grids}
         self._places = {place.id: place for place in self.places}
         self._units = {unit.id: unit for unit in self.units}
+        self._devices = {device.id: device for device in self.devices}
         self._names = NameIndex(self.places)
         self._grid_boxes = [(bounding_box(grid.polygon), grid) for grid in self.grids]
         return self
@@ -203,6 +221,10 @@ class Zone(EventModel):
     def unit(self, unit_id: str) -> Unit:
         """Return the unit with this id; raise UnknownZoneId if there is none."""
         return _lookup(self._units, unit_id, "unit")
+
+    def device(self, device_id: str) -> Device | None:
+        """Return the registered device with this id (a sensor's source_id), or None."""
+        return self._devices.get(device_id)
 
     def grid_at(self, position: Position) -> Grid | None:
         """Return the grid containing the position (first in file order), or None."""
@@ -268,11 +290,12 @@ def _lookup(table: dict[str, _T], entity_id: str, what: str) -> _T:
 
 def _unique_ids(zone: Zone) -> list[ZoneProblem]:
     problems: list[ZoneProblem] = []
-    collections: dict[str, Sequence[Team | Grid | Place | Unit]] = {
+    collections: dict[str, Sequence[Team | Grid | Place | Unit | Device]] = {
         "teams": zone.teams,
         "grids": zone.grids,
         "places": zone.places,
         "units": zone.units,
+        "devices": zone.devices,
     }
     for name, entities in collections.items():
         first: dict[str, int] = {}
@@ -312,6 +335,10 @@ def _reference_problems(zone: Zone) -> list[ZoneProblem]:
     for i, unit in enumerate(zone.units):
         for field, message in _unit_problems(unit, team_ids, grid_ids, places):
             problems.append(ZoneProblem(("units", i, field), message, unit.id))
+    for i, device in enumerate(zone.devices):
+        if device.place_id is not None and device.place_id not in places:
+            message = f"no place {device.place_id!r}"
+            problems.append(ZoneProblem(("devices", i, "place_id"), message, device.id))
     return problems
 
 

@@ -95,3 +95,28 @@ def test_merge_decisions() -> None:
 def test_open_merge_round_trips() -> None:
     entry = OpenMerge(incident_id=uuid.uuid4(), opened_at=T0)
     assert OpenMerge.model_validate_json(entry.model_dump_json()) == entry
+
+
+def test_a_sensor_alarm_without_a_kind_takes_its_registered_device_kind_and_place() -> None:
+    zone, rules = shipped()
+    alarm = raw("ALM ZONE 12 DET 0x3F", source_kind=SourceKind.SENSOR, source_id="smoke-qixing-w2")
+    located = triage(zone, rules, alarm, now=T0)
+    assert (located.category, located.priority) == ("fire", Priority.P1)
+    assert located.place_id == "ent-qixing"
+    assert located.needs == (("fire", 2),)
+
+
+def test_an_unregistered_sensor_without_a_kind_goes_unclassified_to_the_commander() -> None:
+    zone, rules = shipped()
+    alarm = raw("ALM 3", source_kind=SourceKind.SENSOR, source_id="s-9", place_id="ent-qixing")
+    located = triage(zone, rules, alarm, now=T0)
+    assert (located.category, located.priority) == ("unclassified", Priority.P2)
+
+
+def test_counted_needs_travel_with_the_alarm() -> None:
+    zone, rules = shipped()
+    alarm = raw("公司仓库着火了,有人被困", enterprise_id="ent-hengtong")
+    located = triage(zone, rules, alarm, now=T0)
+    assert located.needs == (("fire", 2), ("medical", 1))
+    assert located.units_needed == 3
+    assert located.required_capabilities == ("fire", "medical")

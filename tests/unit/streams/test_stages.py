@@ -116,16 +116,17 @@ def test_a_school_alarm_goes_through_all_three_handlers_to_the_school_officer(
     stages = Stages(*zone_and_rules)
     alarm, officer = school_fight(zone_and_rules[0])
     out = stages.through(alarm)
-    # A fight at a school is P1: the school's officer leads and the nearest patrol goes too.
-    job, backup = [decode(Assignment, v) for v in of(out, DISPATCH_ASSIGNMENTS)]
+    # A fight at a school is P1: the school's officer leads and the nearest patrols (two for
+    # a P1 fight) go too.
+    job, *backups = [decode(Assignment, v) for v in of(out, DISPATCH_ASSIGNMENTS)]
     assert job.unit_id == officer
-    assert backup.unit_id.startswith(("cd-patrol", "xh-patrol"))
+    assert len(backups) == 2
+    assert all(b.unit_id.startswith(("cd-patrol", "xh-patrol")) for b in backups)
     changes = [decode(IncidentStateChange, v) for v in of(out, INCIDENTS_STATE)]
     assert [c.state for c in changes][:2] == ["classified", "dispatched"]
     held = [decode(UnitStatus, v) for v in of(out, UNITS_STATUS)]
     assert [(h.unit_id, h.status) for h in held] == [
-        (officer, UnitAvailability.ASSIGNED),
-        (backup.unit_id, UnitAvailability.ASSIGNED),
+        (u, UnitAvailability.ASSIGNED) for u in [officer, *(b.unit_id for b in backups)]
     ]
     assert list(stages.incidents) == [str(job.incident_id).encode()]
     assert list(stages.deadlines) == [str(job.incident_id).encode()]

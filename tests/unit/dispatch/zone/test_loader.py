@@ -317,3 +317,26 @@ def test_demo_place_found_in_alarm_text(demo: Zone, text: str, place_id: str) ->
 
 def test_loading_twice_gives_equal_zones(demo: Zone) -> None:
     assert load_zone(default_zone_path()) == demo
+
+
+DEVICE = """
+[[devices]]
+id = "smoke-1"
+kind = "smoke"
+place_id = "{place}"
+"""
+
+
+def test_a_registered_device_is_found_by_its_id(tmp_path: Path) -> None:
+    zone = load_zone(write(tmp_path, MINI))
+    place = zone.places[0].id
+    zone = load_zone(write(tmp_path, MINI + DEVICE.format(place=place)))
+    device = zone.device("smoke-1")
+    assert device is not None
+    assert (device.kind, device.place_id) == ("smoke", place)
+    assert zone.device("absent") is None
+
+
+def test_a_device_at_an_unknown_place_is_refused(tmp_path: Path) -> None:
+    error = load_error(write(tmp_path, MINI + DEVICE.format(place="nowhere")))
+    assert "devices[0].place_id: no place 'nowhere'" in str(error)
