@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import astuple
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -25,10 +24,10 @@ from consumers.push import PushGateway, PushTopics
 from consumers.push.protocol import ErrorCode, ErrorFrame, OkFrame, WelcomeFrame
 from dispatch.settings import Settings
 from infra.kafka import KafkaBroker
-from infra.stack import private_settings
 from infra.topics import TopicDecl, ensure_topics
 from tests.integration.principals import Caller, enterprise, fresh_store, make_caller
 from tests.integration.test_intake_api import ALARM, alarms_on, serving, started_producer
+from tests.integration.test_intake_api import private_broker as private_broker
 from tests.integration.test_push_gateway import Client, client, command, frozen_broker
 
 WAIT_S = 120.0  # a hang guard, not a performance bound
@@ -153,14 +152,6 @@ async def under_load(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[So
             ids_of.setdefault(alarm.idempotency_key, set()).add(alarm.alarm_id)
         assert {key for desk_keys in keys for key in desk_keys} <= set(ids_of)
         assert all(len(ids) == 1 for ids in ids_of.values())
-
-
-@pytest.fixture
-def private_broker(tmp_path: Path) -> Iterator[KafkaBroker]:
-    """Return (unstarted) a Kafka broker of this test's own, which it may stop and restart."""
-    broker = KafkaBroker(private_settings(tmp_path / "state", kafka_heap="256m"))
-    yield broker
-    broker.down(print)
 
 
 async def test_intake_and_the_gateway_send_again_after_the_broker_restarts(
