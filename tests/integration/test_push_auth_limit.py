@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -89,26 +88,3 @@ async def test_a_valid_auth_frame_gets_in_and_a_limited_one_is_told_to_wait(
             async with client(gw, None) as c:
                 await c.send(type="auth", token=commander.secret)
                 assert (await c.expect(WelcomeFrame)).principal_id == commander.id
-
-
-async def test_the_gateway_answers_health_and_readiness_without_a_token(
-    running_stack: Settings, pool: asyncpg.Pool, topics: PushTopics, group_id: str
-) -> None:
-    async with (
-        gateway(running_stack, pool, topics, group_id) as gw,
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.port}", timeout=30) as plain,
-    ):
-        health = await plain.get("/healthz")
-        assert (health.status_code, health.json()) == (200, {"status": "ok"})
-        ready = await plain.get("/readyz")
-        assert ready.status_code == 200
-        assert ready.headers["Content-Type"] == "application/json"
-        assert ready.json() == {
-            "status": "ready",
-            "checks": {"kafka": "ok", "postgres": "ok"},
-            "not_ready": [],
-        }
-        # Nothing else is served over plain HTTP, with a token or without.
-        assert (await plain.get("/")).status_code == 426
-        bad = await plain.get("/", headers={"Authorization": "Bearer dsp_unknown"})
-        assert bad.status_code == 401

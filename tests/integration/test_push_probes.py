@@ -1,0 +1,59 @@
+"""The gateway's probes over plain HTTP, without a token: /healthz and /readyz."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import httpx
+
+from consumers.push import PushTopics
+from dispatch.settings import Settings
+from tests.integration.test_push_gateway import frozen_broker, gateway
+from tests.integration.test_push_gateway import pool as pool
+from tests.integration.test_push_gateway import topics as topics
+
+
+async def test_the_gateway_answers_health_and_readiness_without_a_token(
+    running_stack: Settings, pool: asyncpg.Pool, topics: PushTopics, group_id: str
+) -> None:
+    async with (
+        gateway(running_stack, pool, topics, group_id) as gw,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.port}", timeout=30) as plain,
+    ):
+        health = await plain.get("/healthz")
+        assert (health.status_code, health.json()) == (200, {"status": "ok"})
+        ready = await plain.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.headers["Content-Type"] == "application/json"
+        assert ready.json() == {
+            "status": "ready",
+            "checks": {"kafka": "ok", "postgres": "ok"},
+            "not_ready": [],
+        }
+        # Nothing else is served over plain HTTP, with a token or without.
+        assert (await plain.get("/")).status_code == 426
+        bad = await plain.get("/", headers={"Authorization": "Bearer dsp_unknown"})
+        assert bad.status_code == 401
+
+
+async def test_the_gateway_is_not_ready_while_kafka_does_not_answer(
+    running_stack: Settings, pool: asyncpg.Pool, topics: PushTopics, group_id: str
+) -> None:
+    async with (
+        gateway(running_stack, pool, topics, group_id) as gw,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.port}", timeout=30) as plain,
+    ):
+        with frozen_broker(running_stack):
+            frozen = await plain.get("/readyz")
+            health = await plain.get("/healthz")
+        assert frozen.status_code == 503
+        assert frozen.json()["not_ready"] == ["kafka"]
+        assert frozen.json()["checks"]["postgres"] == "ok"
+        assert health.status_code == 200
+        # Thawed, it is ready again without a restart (polled, as a load balancer would).
+        async with asyncio.timeout(60):
+            while True:
+                if (await plain.get("/readyz")).status_code == 200:
+                    break
+                await asyncio.sleep(0.2)
