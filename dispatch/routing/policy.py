@@ -8,10 +8,8 @@ from datetime import timedelta
 from types import MappingProxyType
 
 from dispatch.events import Priority
+from dispatch.zone.policy import MAX_URGENT_GRID_BONUS_S as MAX_URGENT_GRID_BONUS_S
 
-# The most a grid's own patrol may cost a P1 or P2 incident in arrival time: a commander
-# accepts half a minute or so for a crew that knows the streets, never more than a minute.
-MAX_URGENT_GRID_BONUS_S = 60.0
 URGENT = frozenset({Priority.P1, Priority.P2})
 
 _DEFAULT_GRID_BONUS: Mapping[Priority, float] = MappingProxyType(

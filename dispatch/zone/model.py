@@ -19,6 +19,7 @@ from dispatch.zone.geo import (
     ring_centroid,
     ring_problem,
 )
+from dispatch.zone.policy import PolicyTable
 from dispatch.zone.queries import NameIndex, normalize_name
 
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
@@ -186,6 +187,7 @@ class Zone(EventModel):
     places: tuple[Place, ...] = Field(default=(), max_length=100_000)
     units: Annotated[tuple[Unit, ...], Field(max_length=100_000), NonEmpty]
     devices: tuple[Device, ...] = Field(default=(), max_length=100_000)
+    policy: PolicyTable = Field(default_factory=PolicyTable)
 
     _grids: dict[str, Grid] = PrivateAttr(default_factory=dict)
     _places: dict[str, Place] = PrivateAttr(default_factory=dict)
