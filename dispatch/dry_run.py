@@ -27,7 +27,7 @@ from dispatch.locate import Location, LocationUnresolved, locate
 from dispatch.plan import commander_reason, routing_request
 from dispatch.routing import Candidate, RouteDecision, RoutingPolicy, UnitIndex, UnitRecord, route
 from dispatch.triage import located_alarm, sensor_kind_of, with_device_place
-from dispatch.zone import Zone
+from dispatch.zone import Zone, ring_centroid
 
 # The event schema's bound on alarm text (dispatch.events.base.Text); the classifier reads the
 # whole text, locating and the incident record use this much of it.
@@ -57,13 +57,17 @@ def fleet_at_home(zone: Zone, now: datetime) -> UnitIndex:
     return fleet_from(zone, {}, now)
 
 
+# unit id -> (availability, position); a unit without a position waits at home.
+Statuses = Mapping[str, tuple[str, Position | None]]
+
+
 def fleet_from(
-    zone: Zone, statuses: Mapping[str, tuple[str, Position | None]], now: datetime
+    zone: Zone, statuses: Statuses, now: datetime, *, unlisted: str = "available"
 ) -> UnitIndex:
     """Return a board of the zone's units, each with the given (availability, position)."""
     index = UnitIndex()
     for unit in zone.units:
-        availability, position = statuses.get(unit.id, ("available", None))
+        availability, position = statuses.get(unit.id, (unlisted, None))
         index.upsert(
             UnitRecord(
                 unit_id=unit.id,
@@ -78,6 +82,14 @@ def fleet_from(
             )
         )
     return index
+
+
+def zone_centre(zone: Zone) -> Position:
+    """Return the mean of the zone's grid centres: where a dry run without a place is planned."""
+    centres = [ring_centroid(grid.polygon) for grid in zone.grids]
+    lat = sum(c[0] for c in centres) / len(centres)
+    lon = sum(c[1] for c in centres) / len(centres)
+    return Position(lat=lat, lon=lon)
 
 
 def raw_alarm(fields: Mapping[str, Any], *, now: datetime) -> RawAlarm:
@@ -115,13 +127,21 @@ def dry_run(
     *,
     now: datetime,
     routing: RoutingPolicy,
+    fallback: Position | None = None,
 ) -> DryRun:
-    """Triage one alarm on its whole text and plan it on the board, sending nothing."""
+    """Triage one alarm on its whole text and plan it on the board, sending nothing.
+
+    An alarm that names no place is planned at `fallback` when one is given (the CLI's zone
+    centre), and has no plan when none is.
+    """
     alarm = with_device_place(zone, raw_alarm(fields, now=now))
     try:
         where: Location | None = locate(zone, alarm)
     except LocationUnresolved:
         where = None
+        if fallback is not None:
+            grid = zone.grid_at(fallback)
+            where = Location(position=fallback, grid_id=grid.id if grid else None, place=None)
     verdict = classify(
         rules,
         text=str(fields["text"]),
