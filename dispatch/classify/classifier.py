@@ -17,6 +17,7 @@ from dispatch.classify.rules import (
     Rules,
     SourceRule,
 )
+from dispatch.classify.rules import Signal as SignalRule
 from dispatch.classify.text import Hit, Reading, fold_text
 from dispatch.events.alarms import Category, PlaceType, Priority, SourceKind
 from dispatch.routing.needs import Need, merged_needs, needs_from_mapping
@@ -125,6 +126,9 @@ class _Evidence:
         return Evidence(hit.keyword, text, hit.start, self.reading.hedged(hit), discounted_by)
 
 
+Present = list[tuple[str, SignalRule, list[Evidence]]]
+
+
 def classify(
     rules: Rules,
     *,
@@ -142,24 +146,11 @@ def classify(
         if found:
             category = candidate
             break
-    signals = [(n, s, evidence.of(c)) for n, s, c in rules.compiled_signals]
-    present = [(name, signal, hits) for name, signal, hits in signals if hits]
+    present = [(n, s, hits) for n, s, c in rules.compiled_signals if (hits := evidence.of(c))]
     if category is Category.UNCLASSIFIED:
-        implied = next((s.implies for _, s, _ in present if s.implies is not None), None)
-        if implied is not None:
-            category = implied
-    source = rules.source_rule(source_kind, sensor_kind)
-    if category is Category.UNCLASSIFIED and source is not None:
-        category = source.category  # no words at all: the device says what it is
-        rule = rules.categories[category]
-        priority = source.priority or rule.priority
-    elif source is not None and source.sensor_kind is not None and source.category is category:
-        rule = rules.categories[category]  # the words agree with the device: its floor holds
-        priority = _at_least(rule.priority, source.priority)
-    else:
-        source = None
-        rule = rules.categories[category]
-        priority = rule.priority
+        category = next((s.implies for _, s, _ in present if s.implies), category)
+    category, priority, source = _base(rules, category, source_kind, sensor_kind)
+    rule = rules.categories[category]
     needs = merged_needs(
         needs_from_mapping(rule.needs), needs_from_mapping(source.needs if source else {})
     )
@@ -170,27 +161,51 @@ def classify(
     if place is not None:
         priority = _at_least(_raised(priority, place.raise_by), place.priority)
         needs = merged_needs(needs, needs_from_mapping(place.needs))
-    for _, signal, _ in present:
-        if signal.applies_to(category):
-            priority = _at_least(priority, signal.priority_in.get(category, signal.priority))
-            needs = merged_needs(needs, needs_from_mapping(signal.needs))
-    # Fail safe: a threat to life is P1 and brings an ambulance, whatever the category.
-    if any(s.life_threat and s.applies_to(category) for _, s, _ in present) or any(
-        n == LIFE_THREAT for n, _, _ in present
-    ):
-        priority = Priority.P1
-        needs = merged_needs(needs, [MEDICAL])
+    priority, needs = _with_signals(category, present, priority, needs)
     needs = merged_needs(needs, needs_from_mapping(rule.needs_at.get(priority, {})))
-    found_signals = [Signal("category", tuple(found))] if found else []
-    found_signals += [Signal(name, tuple(hits)) for name, _, hits in present]
+    signals = [Signal("category", tuple(found))] if found else []
+    signals += [Signal(name, tuple(hits)) for name, _, hits in present]
     return Classification(
         category=category,
         priority=priority,
         needs=needs,
-        signals=tuple(found_signals),
+        signals=tuple(signals),
         discounted=tuple(evidence.discounted),
         source_rule=_marker(source) if source is not None else None,
     )
+
+
+def _base(
+    rules: Rules, category: Category, source_kind: SourceKind, sensor_kind: str | None
+) -> tuple[Category, Priority, SourceRule | None]:
+    """Return the category, its base priority, and the source rule that still applies."""
+    source = rules.source_rule(source_kind, sensor_kind)
+    if category is Category.UNCLASSIFIED and source is not None:
+        # No words at all: the device says what it is (and may lower, as camera_b does).
+        category = source.category
+        return category, source.priority or rules.categories[category].priority, source
+    rule = rules.categories[category]
+    if source is not None and source.sensor_kind is not None and source.category is category:
+        # The words agree with the device: its floor holds (a gas detector's P1).
+        return category, _at_least(rule.priority, source.priority), source
+    return category, rule.priority, None
+
+
+def _with_signals(
+    category: Category, present: Present, priority: Priority, needs: tuple[Need, ...]
+) -> tuple[Priority, tuple[Need, ...]]:
+    """Apply each present signal's floor and needs, then the fail-safe for a threat to life."""
+    for _, signal, _ in present:
+        if signal.applies_to(category):
+            priority = _at_least(priority, signal.priority_in.get(category, signal.priority))
+            needs = merged_needs(needs, needs_from_mapping(signal.needs))
+    threat = any(
+        (s.life_threat and s.applies_to(category)) or n == LIFE_THREAT for n, s, _ in present
+    )
+    if threat:
+        # Fail safe: P1 and an ambulance, whatever the category and whatever the file says.
+        return Priority.P1, merged_needs(needs, [MEDICAL])
+    return priority, needs
 
 
 def _marker(source: SourceRule) -> str:
