@@ -8,6 +8,7 @@ test_gateway_e2e) and has a commander take units off an incident.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -21,12 +22,14 @@ from consumers.push.protocol import (
     IncidentFrame,
     JobFrame,
     OkFrame,
+    ServerFrame,
     UnitStatusFrame,
 )
 from dispatch.events import (
     Assignment,
     AssignmentKind,
     IncidentState,
+    IncidentStateChange,
     IncidentTiming,
     Party,
     PartyState,
@@ -34,6 +37,7 @@ from dispatch.events import (
     ResponseAction,
     ResponseEvent,
     UnitAvailability,
+    UnitStatus,
 )
 from dispatch.lifecycle import Incident
 from dispatch.lifecycle.transitions import withdraw
@@ -176,12 +180,14 @@ async def test_a_commander_takes_units_off_and_each_is_told_and_is_sent_again(
         unit_client(system.gateway, system.first) as (first, _),
         unit_client(system.gateway, system.second) as (second, _),
     ):
+        reports: list[UnitStatus] = []  # the units' reports the commander's board showed
         _, incident_id = await raise_alarm(system, system.desk, THEFT)
         job = await take_job(first, incident_id)
 
         # Reassigned: the first unit is told its job is withdrawn, and is free again.
         await command(
             commander,
+            reports,
             incident_id,
             action="reassign",
             unit_id=system.second.unit,
@@ -195,16 +201,16 @@ async def test_a_commander_takes_units_off_and_each_is_told_and_is_sent_again(
         assert isinstance(late, ErrorFrame)
         assert late.code == ErrorCode.JOB_WITHDRAWN
         await first.send(type="ack", seq=down.seq)
-        await freed(commander, system.first.unit)
+        await freed(commander, reports, system.first.unit)
 
         # Cancelled: the second unit, sent by the reassign, is told and freed too.
         second_job = await take_job(second, incident_id)
-        await command(commander, incident_id, action="cancel", reason="false alarm")
+        await command(commander, reports, incident_id, action="cancel", reason="false alarm")
         down = await next_job(second, incident_id, AssignmentKind.STAND_DOWN)
         assert down.assignment.withdraws == second_job.assignment.assignment_id
-        await freed(commander, system.second.unit)
-        cancelled = [c for c in commander.changes if c.state is IncidentState.CANCELLED]
-        assert party_state(cancelled[-1], system.second.unit) is PartyState.CANCELLED
+        await freed(commander, reports, system.second.unit)
+        cancelled = await change(commander, lambda c: c.state is IncidentState.CANCELLED)
+        assert party_state(cancelled, system.second.unit) is PartyState.CANCELLED
 
         # Free means routable: the next alarm there goes to the nearest, the first unit.
         _, next_incident = await raise_alarm(system, system.desk, FIGHT)
@@ -213,21 +219,40 @@ async def test_a_commander_takes_units_off_and_each_is_told_and_is_sent_again(
         assert system.harness.seen.dead_letters == []
 
 
-async def command(commander: Board, incident_id: uuid.UUID, **fields: str) -> None:
-    """Send a commander's command and check it is on Kafka."""
-    ok = await commander.send(
+def note(commander: Board, reports: list[UnitStatus], frame: ServerFrame) -> bool:
+    """Keep an incident change or unit report the commander's channel showed; tell if kept."""
+    if isinstance(frame, IncidentFrame):
+        commander.changes.append(frame.change)
+    elif isinstance(frame, UnitStatusFrame):
+        reports.append(frame.status)
+    else:
+        return False
+    return True
+
+
+async def command(
+    commander: Board, reports: list[UnitStatus], incident_id: uuid.UUID, **fields: str
+) -> None:
+    """Send a commander's command and check it is on Kafka, keeping what the board shows."""
+    await commander.channel.send(
         type="command", command_id=str(uuid.uuid4()), incident_id=str(incident_id), **fields
     )
-    assert isinstance(ok, OkFrame), ok
+    while note(commander, reports, frame := await commander.channel.frame()):
+        pass
+    assert isinstance(frame, OkFrame), frame
 
 
-async def freed(commander: Board, unit_id: str) -> None:
-    """Read the commander's channel until the route stage reports unit_id available."""
-    while True:
-        frame = await commander.channel.frame()
-        if isinstance(frame, IncidentFrame):
-            commander.changes.append(frame.change)
-        elif isinstance(frame, UnitStatusFrame) and frame.status == frame.status.model_copy(
-            update={"unit_id": unit_id, "status": UnitAvailability.AVAILABLE}
-        ):
-            return
+async def change(
+    commander: Board, check: Callable[[IncidentStateChange], bool]
+) -> IncidentStateChange:
+    """Return the first change the board showed (or shows next) that satisfies check."""
+    # Incident changes and unit reports come from two topics, in no order between them.
+    seen = [c for c in commander.changes if check(c)]
+    return seen[0] if seen else await commander.until(check)
+
+
+async def freed(commander: Board, reports: list[UnitStatus], unit_id: str) -> None:
+    """Read the commander's channel until the route stage has reported unit_id available."""
+    free = UnitAvailability.AVAILABLE
+    while not any(r.unit_id == unit_id and r.status is free for r in reports):
+        assert note(commander, reports, await commander.channel.frame())
