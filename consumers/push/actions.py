@@ -1,9 +1,11 @@
 """What clients' frames do: a unit acknowledges jobs, answers them, reports its position; a
 commander commands.
 
-Each action is published to Kafka (acks=all) before anything is stamped or answered, and is
-audited with the principal as actor. Event ids of acks and answers derive from the
-assignment and the action, and those of commands from the commander and the client's
+Each action is published to Kafka (acks=all) before anything is answered, and is audited
+with the principal as actor. An answer, a command and a change of availability are recorded
+with their audit entry before they are published (consumers.push.journal); an ack stamps its
+jobs and audits them once its events are on Kafka. Event ids of acks and answers derive from
+the assignment and the action, and those of commands from the commander and the client's
 command id, so a client that sends one again after an error or a reconnect publishes the
 same event, which the lifecycle applies once.
 """
@@ -15,21 +17,40 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from consumers.auth import audit, can_act_on_assignment, can_command
-from consumers.push.protocol import CommandFrame, ErrorCode, OkFrame, PositionFrame, RespondFrame
+from consumers.push import journal
+from consumers.push.protocol import (
+    BadFrame,
+    CommandFrame,
+    ErrorCode,
+    OkFrame,
+    PositionFrame,
+    RespondFrame,
+)
 from consumers.push.sessions import RateLimiter, Session, UnitSession
-from consumers.push.store import DATABASE_DOWN, connection, find_job, mark_acked, unacked_through
+from consumers.push.store import (
+    DATABASE_DOWN,
+    connection,
+    describe_fault,
+    find_job,
+    is_record_fault,
+    mark_acked,
+    unacked_through,
+)
 from dispatch.events import (
     EventModel,
+    FieldError,
     Position,
     ResponseAction,
     ResponseEvent,
     UnitStatus,
+    decode,
     encode,
     key_of,
 )
@@ -40,6 +61,9 @@ log = logging.getLogger(__name__)
 RESPONSE_NAMESPACE = uuid.UUID("9d2f6c1a-4b7e-4f0a-8c3d-5e6f7a8b9c0d")
 COMMAND_NAMESPACE = uuid.UUID("3e7a1c5b-8d2f-4a6e-9b0c-7f1e2d3c4b5a")
 PUBLISH_TIMEOUT_S = 15.0
+# What a commander decided; a resend with the same command_id must decide the same.
+DECISION = {"incident_id", "action", "unit_id", "from_unit_id", "reason"}
+E = TypeVar("E", bound=EventModel)
 
 
 def now_ms() -> datetime:
@@ -101,17 +125,58 @@ class Actions:
                 await asyncio.gather(*sent)
         except (KafkaError, TimeoutError) as exc:
             log.warning("cannot publish to %s: %r", topic, exc)
-            raise Refused(ErrorCode.UNAVAILABLE, "Kafka unavailable; send it again") from exc
+            message = "Kafka unavailable: not known to be sent; send it again"
+            raise Refused(ErrorCode.UNAVAILABLE, message) from exc
 
-    async def _audit(
-        self, actor: str, action: str, subject: str, detail: Mapping[str, object]
-    ) -> None:
+    async def _record(
+        self,
+        topic: str,
+        event: E,
+        event_id: uuid.UUID,
+        *,
+        actor: str,
+        action: str,
+        subject: str,
+        detail: Mapping[str, object],
+    ) -> tuple[E, bool]:
+        """Record an event with its audit entry, sending nothing yet; return it as first
+        recorded (a resend's own copy may differ in its time) and whether Kafka has it."""
         try:
             async with connection(self._pool) as conn:
-                await audit.record(conn, actor=actor, action=action, subject=subject, detail=detail)
+                recorded = await journal.record(
+                    conn,
+                    topic=topic,
+                    event=event,
+                    event_id=event_id,
+                    actor=actor,
+                    action=action,
+                    subject=subject,
+                    detail=detail,
+                )
         except DATABASE_DOWN as exc:
-            # The event is on Kafka already; a retry publishes the same event id and audits it.
-            raise Refused(ErrorCode.UNAVAILABLE, "storage unavailable; send it again") from exc
+            if is_record_fault(exc):
+                raise Refused(
+                    ErrorCode.BAD_FRAME, f"cannot be stored: {describe_fault(exc)}"
+                ) from exc
+            log.warning("cannot record %s %s: %s", action, event_id, describe_fault(exc))
+            message = "storage unavailable: nothing was sent; send it again"
+            raise Refused(ErrorCode.UNAVAILABLE, message) from exc
+        return decode(type(event), recorded.event_json.encode()), recorded.published
+
+    async def _publish_recorded(
+        self, topic: str, event: EventModel, event_id: uuid.UUID, *, published: bool
+    ) -> None:
+        """Publish a recorded event unless Kafka has it already, then note that it has."""
+        if published:
+            return
+        await self._publish(topic, [event])
+        try:
+            async with connection(self._pool) as conn:
+                await journal.mark_published(conn, event_id=event_id)
+        except DATABASE_DOWN as exc:
+            # On Kafka and audited: only the note that Kafka has it is missing, and the answer
+            # is still ok. A resend of the same frame adds the note.
+            log.warning("%s is on Kafka but not marked published: %s", event_id, exc)
 
 
 class UnitActions(Actions):
@@ -207,14 +272,24 @@ class UnitActions(Actions):
             reason=frame.reason,
             actor=principal.id,
         )
-        await self._publish(self._responses_topic, [event])
         detail = {
             "assignment_id": job.assignment_id,
             "action": action.value,
             "reason": frame.reason,
             "event_id": event.event_id,
         }
-        await self._audit(principal.id, "assignment.respond", f"incident:{job.incident_id}", detail)
+        event, published = await self._record(
+            self._responses_topic,
+            event,
+            event.event_id,
+            actor=principal.id,
+            action="assignment.respond",
+            subject=f"incident:{job.incident_id}",
+            detail=detail,
+        )
+        await self._publish_recorded(
+            self._responses_topic, event, event.event_id, published=published
+        )
         ok = OkFrame(of="respond", ref=frame.ref, event_id=event.event_id)
         session.offer_text(ok.model_dump_json(exclude_none=True))
 
@@ -227,12 +302,23 @@ class UnitActions(Actions):
             position=Position(lat=frame.lat, lon=frame.lon, accuracy_m=frame.accuracy_m),
             reported_at=datetime.now(UTC),
         )
-        await self._publish(self._units_topic, [status])
-        # Moves are telemetry, not decisions: only a change of availability is audited.
-        if frame.status != session.last_status:
+        # Moves are telemetry, not decisions: only a change of availability is recorded and
+        # audited (before it is published, like every decision).
+        if frame.status == session.last_status:
+            await self._publish(self._units_topic, [status])
+        else:
             detail = {"status": frame.status.value, "event_id": status.event_id}
-            await self._audit(
-                session.principal.id, "unit.status", f"unit:{session.unit_id}", detail
+            status, published = await self._record(
+                self._units_topic,
+                status,
+                status.event_id,
+                actor=session.principal.id,
+                action="unit.status",
+                subject=f"unit:{session.unit_id}",
+                detail=detail,
+            )
+            await self._publish_recorded(
+                self._units_topic, status, status.event_id, published=published
             )
             session.last_status = frame.status
         ok = OkFrame(of="position", ref=frame.ref, event_id=status.event_id)
@@ -275,7 +361,6 @@ class CommanderActions(Actions):
         )
         # Counted once it is a valid command, as a respond or position is once it parses.
         self.spend(session)
-        await self._publish(self._commands_topic, [command])
         detail = {
             "command_id": frame.command_id,
             "event_id": command.event_id,
@@ -283,7 +368,21 @@ class CommanderActions(Actions):
             "from_unit_id": command.from_unit_id,
             "reason": command.reason,
         }
-        subject = f"incident:{command.incident_id}"
-        await self._audit(principal.id, f"incident.{command.action.value}", subject, detail)
+        # Recorded and audited first: a command on Kafka is never without its audit entry.
+        recorded, published = await self._record(
+            self._commands_topic,
+            command,
+            command.event_id,
+            actor=principal.id,
+            action=f"incident.{command.action.value}",
+            subject=f"incident:{command.incident_id}",
+            detail=detail,
+        )
+        if recorded.model_dump(include=DECISION) != command.model_dump(include=DECISION):
+            message = "this command_id was used for another decision: send a new one"
+            raise BadFrame([FieldError(field="command_id", message=message)], frame.ref)
+        await self._publish_recorded(
+            self._commands_topic, recorded, command.event_id, published=published
+        )
         ok = OkFrame(of="command", ref=frame.ref, event_id=command.event_id)
         session.offer_text(ok.model_dump_json(exclude_none=True))
