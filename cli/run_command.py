@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import threading
 from typing import Any
@@ -15,18 +14,15 @@ from cli.infra_commands import print_table
 from dispatch.settings import Settings
 from infra import stack
 from infra.processes import Say
+from infra.supervisor import ServiceSpec, Supervisor
 from infra.topics import declare_catalog_topics
 
-# The services `dispatch run` starts, each a module (and its arguments) run with this
-# interpreter. One stream worker per stage: each its own process and consumer group, so the
-# stages use both cores of a small machine (docs/architecture.md).
-SERVICES = (
-    ("classify worker", ("streams", "--stage", "classify")),
-    ("merge worker", ("streams", "--stage", "merge")),
-    ("route worker", ("streams", "--stage", "route")),
-    ("intake API", ("consumers.intake",)),
-    ("push gateway", ("consumers.push",)),
-)
+# One stream worker per stage: each its own process and consumer group member, so the stages
+# use both cores of a small machine (docs/architecture.md). Each answers its probes on
+# stream_probe_port + its place here.
+STAGES = ("classify", "merge", "route")
+# How often the supervisor looks at its services, and at their readiness while starting.
+POLL_S = 0.5
 
 
 def register(sub: Any) -> None:
@@ -42,8 +38,41 @@ def register(sub: Any) -> None:
     parser.set_defaults(handler=run_system)
 
 
+def services(settings: Settings) -> list[ServiceSpec]:
+    """Return the services `dispatch run` starts, with their readiness probes."""
+    host = settings.gateway_host
+    python = sys.executable
+    specs = []
+    for n, stage in enumerate(STAGES):
+        port = settings.stream_probe_port + n
+        specs.append(
+            ServiceSpec(
+                f"{stage} worker",
+                # Static membership: restarted, the worker takes its partitions back at once.
+                (python, "-m", "streams", "--stage", stage, "--instance", "1"),
+                f"http://{host}:{port}/readyz",
+                env={"DISPATCH_STREAM_PROBE_PORT": str(port)},
+            )
+        )
+    specs.append(
+        ServiceSpec(
+            "intake API",
+            (python, "-m", "consumers.intake"),
+            f"http://{host}:{settings.intake_port}/readyz",
+        )
+    )
+    specs.append(
+        ServiceSpec(
+            "push gateway",
+            (python, "-m", "consumers.push"),
+            f"http://{host}:{settings.push_port}/readyz",
+        )
+    )
+    return specs
+
+
 def run_system(args: argparse.Namespace, settings: Settings, say: Say) -> int:
-    """Bring the stack up, declare the topics, start the services, wait for SIGINT/SIGTERM."""
+    """Bring the stack up, declare the topics, supervise the services until SIGINT/SIGTERM."""
     statuses = stack.up(settings, say)
     print_table(statuses, say)
     created = asyncio.run(declare_catalog_topics(settings))
@@ -52,34 +81,35 @@ def run_system(args: argparse.Namespace, settings: Settings, say: Say) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     env = dict(os.environ, DISPATCH_KAFKA_BOOTSTRAP=settings.bootstrap_servers)
-    children = []
-    for name, command in SERVICES:
-        # Each in its own session: Ctrl-C sends SIGINT to the terminal's whole foreground
-        # process group, and a service must get exactly one stop request, the SIGTERM below.
-        child = subprocess.Popen([sys.executable, "-m", *command], env=env, start_new_session=True)
-        children.append((name, child))
-        say(f"{name} started (pid {child.pid})")
-    say("system running; Ctrl-C to stop")
-    failed = None
-    # A service that dies must not leave the system looking up: stop everything and say so.
-    while not stop.wait(timeout=0.5):
-        failed = next((name for name, child in children if child.poll() is not None), None)
-        if failed:
-            break
-    for _, child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    for name, child in children:
-        try:
-            child.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-        say(f"{name} stopped (exit {child.returncode})")
-    if not args.keep_infra:
-        stopped = stack.down(settings, say)
-        say(f"stopped: {', '.join(stopped)}")
-    if failed:
-        say(f"error: the {failed} exited unexpectedly; see its output above")
-        return 1
+    supervisor = Supervisor(services(settings), env, say)
+    supervisor.start()
+    try:
+        wait_until_ready(supervisor, settings, stop, say)
+        # A service that dies is started again (with backoff); the system stays up.
+        while not stop.wait(timeout=POLL_S):
+            supervisor.poll()
+    finally:
+        supervisor.stop()
+        if not args.keep_infra:
+            stopped = stack.down(settings, say)
+            say(f"stopped: {', '.join(stopped)}")
     return 0
+
+
+def wait_until_ready(
+    supervisor: Supervisor, settings: Settings, stop: threading.Event, say: Say
+) -> None:
+    """Say "running" once every service is ready; say which are not while they take long."""
+    waited = 0.0
+    told_at = 0.0
+    while not stop.wait(timeout=POLL_S):
+        supervisor.poll()
+        waiting = supervisor.not_ready()
+        if not waiting:
+            say("system running: every service is ready; Ctrl-C to stop")
+            return
+        waited += POLL_S
+        if waited - told_at >= settings.startup_timeout_s / 3:
+            told_at = waited
+            for name, why in waiting.items():
+                say(f"still waiting for {name}: {why}")

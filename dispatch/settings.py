@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     push_gc_freeze: bool = True
     push_gc_sweep_interval_s: float = Field(default=3600.0, ge=0)
 
+    # Stream workers: a worker that stops heartbeating loses its partitions to the other
+    # members after this long (docs/reliability.md); Kafka's brokers accept 6 s at the least
+    # by default (group.min.session.timeout.ms).
+    stream_session_timeout_s: float = Field(default=6.0, ge=1, le=300)
+    stream_heartbeat_interval_s: float = Field(default=1.0, gt=0, le=60)
+    # Where a stream worker answers /healthz and /readyz (0: no probe server; `dispatch run`
+    # gives each worker its own port from here upward).
+    stream_probe_port: int = Field(default=8090, ge=0, le=65535)
+
     startup_timeout_s: float = Field(default=90.0, gt=0)
 
     @property

@@ -97,6 +97,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def free_port_range(count: int, host: str = "127.0.0.1") -> int:
+    """Return the first of count consecutive TCP ports on host that nothing listens on now."""
+    while True:
+        first = free_port(host)
+        if first + count > 65536:
+            continue
+        try:
+            for port in range(first + 1, first + count):
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                    sock.bind((host, port))
+        except OSError:
+            continue
+        return first
+
+
 def ensure_port_free(host: str, port: int, what: str, setting: str) -> None:
     """Raise a one-line error when something already listens on host:port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

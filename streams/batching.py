@@ -1,13 +1,12 @@
-"""Drive the stages' handlers from Faust agents, a batch of events at a time.
+"""Run the stages' handlers over a batch of records and frame what they caused as writes.
 
-Why batches (docs/benchmarks.md, "Where Faust's time goes"): awaiting a `topic.send` per event
-runs Faust's per-event machinery and one produce request per record for every alarm on every
-hop. An agent here takes up to `BATCH_MAX` events or whatever arrived within `BATCH_WITHIN_S`,
-runs the handler on each, writes every queued record and every table change (to the table's
-changelog topic, `streams.tables`) through the app's producer at once and waits for all of
-their acknowledgements (acks=all) before Faust acks the batch's offsets. So a committed offset
-always means the records and state changes it caused are stored: at-least-once, and the
-handlers' deterministic ids make a replay harmless.
+Why batches (docs/benchmarks.md): a produce request per record, and per-record machinery around
+it, cost more than the stages' own work. A stage worker (`streams.worker`) takes up to
+`BATCH_MAX` records, runs the handler on each, writes every queued record and every table
+change (to the table's changelog topic, `streams.tables`) at once and waits for all of their
+acknowledgements (acks=all) before it commits the batch's offsets. So a committed offset always
+means the records and state changes it caused are stored: at-least-once, and the handlers'
+deterministic ids make a replay harmless.
 
 A handler that raises on one record (a bug, not bad input: bad input is dead-lettered by the
 handler itself) costs only that record: its queued writes are dropped, the record goes to the
@@ -19,15 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import faust
-
 from streams.bundles import BadBundle, bundle, by_partition, unbundle
 from streams.stages import Outbox, Queued, dead_letter
-from streams.tables import ChangelogTable
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +78,52 @@ class Changelogged(Protocol):
     def take_changes(self) -> list[tuple[bytes, bytes | None]]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One record to produce: value None deletes a changelog row; partition None lets the
+    partitioner choose from the key."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int | None = None
+
+
+def frame_writes(
+    prefix: str, out: Queued, tables: Iterable[Changelogged] = (), *, partitions: int
+) -> list[Write]:
+    """Return the writes of a batch: its queued records and its tables' changes.
+
+    Records for a bundled topic go as one bundle per partition (`streams.bundles`); the
+    topic has `partitions` partitions, as every catalog topic. Call this with no await
+    between the handlers' run and this call: the tables' changes taken here are then exactly
+    the batch's.
+    """
+    writes: list[Write] = []
+    bundled: dict[str, list[tuple[bytes, bytes]]] = {}
+    for topic, key, value in out.records:
+        if topic.bundled:
+            bundled.setdefault(prefix + topic.name, []).append((key, value))
+        else:
+            writes.append(Write(prefix + topic.name, key, value))
+    for name, records in bundled.items():
+        for partition, part in by_partition(records, partitions).items():
+            writes.extend(Write(name, None, frame, partition) for frame in bundle(part))
+    for table in tables:
+        # A compacted changelog keeps only a key's last value: a key changed twice in the
+        # batch (an incident opened, then dispatched) is written once, with its last value.
+        for row, latest in dict(table.take_changes()).items():
+            writes.append(Write(table.changelog_topic, row, latest))
+    return writes
+
+
+async def send_writes(send: Send, writes: Iterable[Write]) -> None:
+    """Send every write; return once all are acknowledged (raise if one is not)."""
+    pending = [await send(w.topic, w.key, w.value, w.partition) for w in writes]
+    if pending:
+        await asyncio.gather(*pending)
+
+
 async def send_all(
     send: Send,
     prefix: str,
@@ -89,48 +132,8 @@ async def send_all(
     *,
     partitions: int,
 ) -> None:
-    """Send the queued records and the tables' changes; wait until all are acknowledged.
-
-    Records for a bundled topic go as one bundle per partition (`streams.bundles`); the
-    topic has `partitions` partitions, as every catalog topic. Call this with no await
-    between the handlers' run and this call: the tables' changes taken here are then exactly
-    the batch's.
-    """
-    changes = [(table.changelog_topic, table.take_changes()) for table in tables]
-    pending = []
-    bundled: dict[str, list[tuple[bytes, bytes]]] = {}
-    for topic, key, value in out.records:
-        if topic.bundled:
-            bundled.setdefault(prefix + topic.name, []).append((key, value))
-        else:
-            pending.append(await send(prefix + topic.name, key, value, None))
-    for name, records in bundled.items():
-        for partition, part in by_partition(records, partitions).items():
-            for frame in bundle(part):
-                pending.append(await send(name, None, frame, partition))
-    for changelog, changed in changes:
-        # A compacted changelog keeps only a key's last value: a key changed twice in the
-        # batch (an incident opened, then dispatched) is written once, with its last value.
-        for row, latest in dict(changed).items():
-            pending.append(await send(changelog, row, latest, None))
-    if pending:
-        await asyncio.gather(*pending)
-
-
-async def write(
-    app: faust.App, prefix: str, out: Queued, tables: Sequence[ChangelogTable] = ()
-) -> None:
-    """`send_all` through the app's producer (its topics have the app's partition count)."""
-
-    def send(
-        topic: str, key: bytes | None, value: bytes | None, partition: int | None
-    ) -> Awaitable[Awaitable[Any]]:
-        sent: Awaitable[Awaitable[Any]] = app.producer.send(
-            topic, key, value, partition, None, None
-        )
-        return sent
-
-    await send_all(send, prefix, out, tables, partitions=app.conf.topic_partitions)
+    """Frame the batch's writes and send them; wait until all are acknowledged."""
+    await send_writes(send, frame_writes(prefix, out, tables, partitions=partitions))
 
 
 async def run_batch(
@@ -155,33 +158,3 @@ async def run_batch(
         out = Queued()
     if out.records:
         await write(out)
-
-
-def batch_agent(
-    app: faust.App,
-    source: Any,
-    *,
-    name: str,
-    stage: str,
-    handle: Handler,
-    prefix: str,
-    tables: Sequence[ChangelogTable] = (),
-    before: Callable[[], Awaitable[Any]] | None = None,
-) -> Any:
-    """Register an agent on source that runs handle over batches of its events.
-
-    `tables` are the tables the handler writes; `before` is awaited ahead of every batch (the
-    route stage waits for its unit board).
-    """
-
-    async def run(stream: Any) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            if before is not None:
-                await before()
-            messages = [event.message for event in events]
-            await run_batch(handle, messages, stage=stage, write=write_batch)
-
-    async def write_batch(out: Queued) -> None:
-        await write(app, prefix, out, tables)
-
-    return app.agent(source, name=name)(run)

@@ -1,45 +1,36 @@
-"""Stage 1 agents: classify raw alarms; merge repeats of one place and kind.
+"""Stage 1: classify raw alarms; merge repeats of one place and kind.
 
-The work itself is `streams.stages.Classifier` and `Merger`; this module puts them on an app.
+The work itself is `streams.stages.Classifier` and `Merger`; this module says what each stage
+reads and which tables it keeps, for a `streams.worker.StageWorker` to run.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
-
-import faust
 
 from dispatch.classify import Rules
+from dispatch.events import ALARMS_LOCATED, ALARMS_RAW
 from dispatch.zone import Zone
-from streams.batching import batch_agent
 from streams.stages import Classifier, Merger
-from streams.tables import bytes_table
-from streams.topics import Topics
+from streams.tables import ChangelogTable, changelog_topic_name
+from streams.worker import StageSpec
 
 
-def register_classify(app: faust.App, topics: Topics, *, zone: Zone, rules: Rules) -> Any:
-    """Add the classify agent (stateless: `alarms.raw` to `alarms.located`) to app."""
-    return batch_agent(
-        app,
-        topics.alarms_raw,
-        name="classify-alarm",
-        stage="classify",
-        handle=Classifier(zone=zone, rules=rules).alarm,
-        prefix=topics.prefix,
-    )
+def classify_stage(*, zone: Zone, rules: Rules, prefix: str) -> StageSpec:
+    """The classify stage: stateless, `alarms.raw` to `alarms.located`."""
+    handle = Classifier(zone=zone, rules=rules).alarm
+    return StageSpec("classify", {prefix + ALARMS_RAW.name: handle})
 
 
-def register_merge(app: faust.App, topics: Topics, *, merge_window: timedelta) -> Any:
-    """Add the merge agent (`alarms.located` to `alarms.classified`) and its table to app."""
+def merge_stage(
+    *, group_id: str, prefix: str, partitions: int, merge_window: timedelta
+) -> StageSpec:
+    """The merge stage: `alarms.located` to `alarms.classified`, with its merge table."""
     # merge key -> the open merge (incident id, first alarm, window end); keyed like its source.
-    merges = bytes_table(app, "incident-merges")
-    return batch_agent(
-        app,
-        topics.alarms_located,
-        name="merge-alarm",
-        stage="merge",
-        handle=Merger(merges=merges, window=merge_window).located,
-        prefix=topics.prefix,
-        tables=(merges,),
+    merges = ChangelogTable(
+        "incident-merges",
+        prefix + changelog_topic_name(group_id, "incident-merges"),
+        partitions=partitions,
     )
+    handle = Merger(merges=merges, window=merge_window).located
+    return StageSpec("merge", {prefix + ALARMS_LOCATED.name: handle}, tables=(merges,))

@@ -1,36 +1,35 @@
-"""`python -m streams.health --stage route`: exit 0 when the stream worker of those stages
-consumes, that is, its consumer group (the Faust app id) is Stable with a member; 1 otherwise.
+"""`python -m streams.health`: exit 0 when the stream worker on this host answers `/readyz` with
+200 (its stages handle their partitions and none is stalled), 1 otherwise, printing why.
 docker-compose.yml's health check of each stream worker."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import Sequence
-
-from aiokafka.admin import AIOKafkaAdminClient
+import urllib.error
+import urllib.request
 
 from dispatch.settings import Settings
-from streams.pipeline import parse_stages, stage_app_id
+
+TIMEOUT_S = 5.0
 
 
-async def group_stable(bootstrap: str, group: str) -> bool:
-    """Whether the consumer group is Stable and has at least one member."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
+def readiness(url: str) -> tuple[bool, str]:
+    """Ask a worker's /readyz; return whether it is ready and what it said."""
     try:
-        replies = await admin.describe_consumer_groups([group])
-    finally:
-        await admin.close()
-    # Each group: (error, id, state, protocol type, protocol, members, ...).
-    return any(g[2] == "Stable" and g[5] for reply in replies for g in reply.groups)
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as reply:  # noqa: S310  # our own http URL
+            return True, reply.read().decode()
+    except urllib.error.HTTPError as exc:
+        return False, exc.read().decode()
+    except (urllib.error.URLError, OSError) as exc:
+        return False, f"no answer: {exc}"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Check the group of the stages on the command line."""
-    stages = parse_stages(argv, prog="python -m streams.health", description=__doc__)
-    stable = asyncio.run(group_stable(Settings().bootstrap_servers, stage_app_id(stages)))
-    return 0 if stable else 1
+def main() -> int:
+    """Check the worker whose probe port the settings name."""
+    settings = Settings()
+    ready, said = readiness(f"http://127.0.0.1:{settings.stream_probe_port}/readyz")
+    print(said)
+    return 0 if ready else 1
 
 
 if __name__ == "__main__":

@@ -1,57 +1,143 @@
-"""Assemble stages of the stream pipeline on one Faust app."""
+"""Assemble stages of the stream pipeline into workers that run in one process."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from types import TracebackType
+from typing import Any, Self
 
-import faust
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from dispatch.classify import Rules, default_rules_path, load_rules
+from dispatch.events import ALARMS_DLQ, UNITS_STATUS, encode, key_of
 from dispatch.lifecycle import LifecyclePolicy
 from dispatch.routing import RoutingPolicy
 from dispatch.settings import Settings
 from dispatch.zone import Zone, default_zone_path, load_zone
-from streams.app import APP_ID, build_app
-from streams.classify import register_classify, register_merge
-from streams.route import register_route
+from infra.topics import TopicDecl, ensure_topics
+from streams.classify import classify_stage, merge_stage
+from streams.dead_letters import dead_letter_for
+from streams.partitioner import keyed_partitioner
+from streams.route import route_stage
 from streams.stages import DEFAULT_MERGE_WINDOW
-from streams.topics import Topics, bind_topics
 from streams.units_board import UnitBoard
+from streams.worker import Membership, StageSpec, StageWorker
+
+log = logging.getLogger(__name__)
 
 # The stages in the order an alarm passes them.
 STAGES = ("classify", "merge", "route")
+APP_ID = "alarm-dispatch"
 
 
-def stage_app_id(stages: Sequence[str], *, base: str = APP_ID) -> str:
-    """The Faust app id (consumer group, changelog topic prefix) of a worker of these stages.
-
-    Each set of stages is its own app: `dispatch run` runs one worker per stage (three apps,
-    one member each, so both cores work and no group has to share partitions between
-    members); one worker of all three is `alarm-dispatch-classify-merge-route`. A deployment
-    keeps one layout: another layout is other consumer groups and other tables.
-    """
-    return "-".join([base, *(stage for stage in STAGES if stage in stages)])
+def stage_group_id(stage: str, *, base: str = APP_ID) -> str:
+    """Return the consumer group of a stage (`alarm-dispatch-route`): every worker of the stage
+    is a member, and its tables' changelog topics are named after it."""
+    return f"{base}-{stage}"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Pipeline:
-    """The app and everything registered on it."""
+    """Workers of some stages, their shared producer and the route stage's unit board."""
 
-    app: faust.App
-    topics: Topics
+    settings: Settings
     zone: Zone
     stages: tuple[str, ...]
-    # The route stage's view of the units (None when this app does not route).
+    workers: list[StageWorker]
+    producer: AIOKafkaProducer
+    prefix: str
+    # The route stage's view of the units (None when this process does not route).
     board: UnitBoard | None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        """Declare the tables' changelogs, start the producer, the board reader, the workers."""
+        partitions = self.settings.kafka_partitions
+        changelogs = [
+            TopicDecl(table.changelog_topic, partitions, compacted=True)
+            for worker in self.workers
+            for table in worker.spec.tables
+        ]
+        await ensure_topics(
+            self.settings.bootstrap_servers,
+            changelogs,
+            replication_factor=self.settings.kafka_replication_factor,
+        )
+        await self.producer.start()
+        if self.board is not None:
+            self._tasks.append(asyncio.create_task(self._follow_units(), name="unit-board"))
+        for worker in self.workers:
+            await worker.start()
+
+    async def stop(self) -> None:
+        """Stop the workers (each finishes its batch), the board reader, the producer."""
+        await asyncio.gather(*(worker.stop() for worker in self.workers))
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await asyncio.wait_for(self.producer.stop(), 10)
+        except TimeoutError:
+            log.warning("stopped the producer without the broker's answer")
+
+    async def wait_ready(self) -> None:
+        """Wait until every worker handles partitions and the unit board has caught up."""
+        await asyncio.gather(*(worker.ready.wait() for worker in self.workers))
+        if self.board is not None:
+            await self.board.ready.wait()
+
+    async def wait_failed(self) -> str:
+        """Wait until a worker or the board reader fails; return what failed and why."""
+        waits: dict[asyncio.Future[Any], str] = {
+            asyncio.ensure_future(worker.wait_failed()): worker.name for worker in self.workers
+        }
+        # The board reader runs until it is cancelled: it ending at all is a failure.
+        waits.update({task: task.get_name() for task in self._tasks})
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for future in waits:
+            if future not in self._tasks and not future.done():
+                future.cancel()
+        finished = next(iter(done))
+        outcome = "ended" if finished.cancelled() else finished.exception() or finished.result()
+        return f"{waits[finished]}: {outcome!r}"
+
+    async def _follow_units(self) -> None:
+        assert self.board is not None
+        topic = self.prefix + UNITS_STATUS.name
+        await self.board.follow(
+            self.settings.bootstrap_servers, topic, self._dead_letter_unit_report, asyncio.Event()
+        )
+
+    async def _dead_letter_unit_report(
+        self, record: ConsumerRecord[bytes, bytes], why: str
+    ) -> None:
+        letter = dead_letter_for(record, stage="route", reason=why)
+        await self.producer.send_and_wait(
+            self.prefix + ALARMS_DLQ.name, encode(letter), key=key_of(letter)
+        )
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
 
 
 def parse_stages(
     argv: Sequence[str] | None, *, prog: str, description: str | None
-) -> tuple[str, ...]:
-    """Return the stages a command line names with `--stage` (all of them by default)."""
+) -> argparse.Namespace:
+    """Parse a worker's command line: `--stage` (repeatable, default all) and `--instance`."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument(
         "--stage",
@@ -59,8 +145,15 @@ def parse_stages(
         choices=STAGES,
         help="a stage of this worker; repeat for more (default: all)",
     )
+    parser.add_argument(
+        "--instance",
+        default=None,
+        help="this worker's static group membership id (a restarted worker with the same id "
+        "takes its partitions back at once); default: none",
+    )
     args = parser.parse_args(argv)
-    return tuple(stage for stage in STAGES if stage in (args.stage or STAGES))
+    args.stage = tuple(stage for stage in STAGES if stage in (args.stage or STAGES))
+    return args
 
 
 def load_zone_and_rules(settings: Settings) -> tuple[Zone, Rules]:
@@ -74,36 +167,84 @@ def build_pipeline(
     settings: Settings,
     *,
     stages: Sequence[str] = STAGES,
-    app_id: str | None = None,
+    app_id: str = APP_ID,
     topic_prefix: str = "",
+    instance: str | None = None,
     routing: RoutingPolicy | None = None,
     lifecycle: LifecyclePolicy | None = None,
     merge_window: timedelta = DEFAULT_MERGE_WINDOW,
     tick_interval_s: float = 1.0,
 ) -> Pipeline:
-    """Build one app running the given stages (all three by default); its id is
-    `stage_app_id(stages)` unless app_id is given (tests and benchmarks use fresh ones)."""
+    """Build workers for the given stages (all three by default), each a member of the group
+    `stage_group_id(stage, base=app_id)` (tests and benchmarks use fresh app ids)."""
     unknown = sorted(set(stages) - set(STAGES))
     if unknown or not stages:
         raise ValueError(f"stages must be some of {', '.join(STAGES)}; got {list(stages)}")
     zone, rules = load_zone_and_rules(settings)
-    app = build_app(settings, app_id=app_id or stage_app_id(stages))
-    topics = bind_topics(app, prefix=topic_prefix)
-    # Each registers its agents (and tables, timers, tasks) on the app.
-    board = None
-    if "classify" in stages:
-        register_classify(app, topics, zone=zone, rules=rules)
-    if "merge" in stages:
-        register_merge(app, topics, merge_window=merge_window)
-    if "route" in stages:
-        board = UnitBoard(zone)
-        register_route(
-            app,
-            topics,
-            board=board,
-            routing=routing or RoutingPolicy(),
-            lifecycle=lifecycle or LifecyclePolicy(),
-            tick_interval_s=tick_interval_s,
-        )
+    partitions = settings.kafka_partitions
+    prefix = topic_prefix
     ordered = tuple(stage for stage in STAGES if stage in stages)
-    return Pipeline(app, topics, zone, ordered, board)
+    board = UnitBoard(zone) if "route" in ordered else None
+    specs: list[StageSpec] = []
+    for stage in ordered:
+        group = stage_group_id(stage, base=app_id)
+        if stage == "classify":
+            specs.append(classify_stage(zone=zone, rules=rules, prefix=prefix))
+        elif stage == "merge":
+            specs.append(
+                merge_stage(
+                    group_id=group, prefix=prefix, partitions=partitions, merge_window=merge_window
+                )
+            )
+        else:
+            assert board is not None
+            specs.append(
+                route_stage(
+                    group_id=group,
+                    prefix=prefix,
+                    partitions=partitions,
+                    board=board,
+                    routing=routing or RoutingPolicy(),
+                    lifecycle=lifecycle or LifecyclePolicy(),
+                    tick_interval_s=tick_interval_s,
+                )
+            )
+    producer = new_producer(settings)
+    workers = [
+        StageWorker(
+            spec,
+            bootstrap=settings.bootstrap_servers,
+            membership=membership(settings, stage_group_id(spec.stage, base=app_id), instance),
+            producer=producer,
+            prefix=prefix,
+            partitions=partitions,
+        )
+        for spec in specs
+    ]
+    return Pipeline(settings, zone, ordered, workers, producer, prefix, board)
+
+
+def membership(settings: Settings, group_id: str, instance: str | None) -> Membership:
+    """Return a worker's group membership from settings."""
+    return Membership(
+        group_id=group_id,
+        instance_id=f"{group_id}-{instance}" if instance else None,
+        session_timeout_ms=int(settings.stream_session_timeout_s * 1000),
+        heartbeat_interval_ms=int(settings.stream_heartbeat_interval_s * 1000),
+    )
+
+
+def new_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
+    """Return the stage workers' producer: acks=all, idempotent, batching for 5 ms."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        # An acknowledgement means every in-sync replica has the record.
+        "acks": "all",
+        "enable_idempotence": True,
+        # Let a produce request gather a batch's records for up to 5 ms instead of one
+        # request per record (docs/benchmarks.md), for at most 5 ms more latency per hop.
+        "linger_ms": 5,
+        # Kafka's default partitioner without hashing the same key again and again.
+        "partitioner": keyed_partitioner,
+    }
+    return AIOKafkaProducer(**(options | overrides))

@@ -1,74 +1,75 @@
-"""The stages' Faust tables: JSON bytes by key, rebuilt from their changelog topics on start.
+"""The stages' tables: JSON bytes by key, in memory, backed by a compacted changelog topic.
 
-Faust keeps each table in a store and restores it from the table's compacted changelog topic
-when a worker starts or takes over a partition. What we do differently is the write path: a
-Faust table sends every change to its changelog as a message of its own (`send_soon` into the
-producer buffer, one record at a time), which cost more than the routing itself in the
-pipeline benchmark (docs/benchmarks.md). `ChangelogTable` reads and writes the same store and
-queues the same changelog records (raw key, raw value, `None` for a deletion), and the batch
-driver (`streams.batching`) sends them with the batch's other records and waits for their
-acks before the batch's offsets are acknowledged. Restoring is still Faust's.
+A table holds the rows of the partitions its worker owns. Every change is queued as a
+changelog record (raw key, raw value, `None` for a deletion) that the batch driver
+(`streams.batching`) writes with the batch's other records and waits for before the batch's
+offsets are committed, so a committed offset always means its table changes are stored. When a
+worker is assigned a partition it restores that partition's rows from the changelog
+(`streams.restore`); when the partition is revoked its rows are dropped, since another worker
+now owns and changes them.
+
+Each table is keyed exactly like the topic it is written from, and every topic and changelog
+uses Kafka's default partitioner with the same partition count, so a row's changelog partition
+is the partition of the records that change it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
-from typing import Any
+from collections.abc import Iterable, Iterator, MutableMapping
 
-import faust
+from streams.partitioner import partition_for
 
 
-def bytes_table(app: faust.App, name: str) -> ChangelogTable:
-    """Declare a table of raw bytes (our own pydantic JSON, not Faust records).
-
-    `use_partitioner=True`: a change belongs to the changelog partition the default
-    partitioner gives its key, not to the partition of a "current event" (a batch has none).
-    Every table is keyed exactly as the topic it is written from, and those topics use the
-    same partitioner, so that is the source record's partition, as Faust recovery expects
-    (checked in docs/benchmarks.md).
-    """
-    table = app.Table(
-        name,
-        default=None,
-        key_type=bytes,
-        value_type=bytes,
-        use_partitioner=True,
-    )
-    return ChangelogTable(table)
+def changelog_topic_name(group_id: str, table: str) -> str:
+    """Return the changelog topic of a table of a stage's group (the name Faust gave it)."""
+    return f"{group_id}-{table}-changelog"
 
 
 class ChangelogTable(MutableMapping[bytes, bytes]):
-    """A Faust table's store, with every change also queued for its changelog topic."""
+    """A table's rows, with every change also queued for its changelog topic."""
 
-    def __init__(self, table: Any) -> None:
-        self.table = table
+    def __init__(self, name: str, changelog_topic: str, *, partitions: int) -> None:
+        self.name = name
+        self.changelog_topic = changelog_topic
+        self.partitions = partitions
+        self._rows: dict[bytes, bytes] = {}
         self._changes: list[tuple[bytes, bytes | None]] = []
-
-    @property
-    def changelog_topic(self) -> str:
-        """The name of the table's changelog topic."""
-        name: str = self.table.changelog_topic.get_topic_name()
-        return name
 
     def take_changes(self) -> list[tuple[bytes, bytes | None]]:
         """Return the changes queued since the last call, oldest first, and forget them."""
         changes, self._changes = self._changes, []
         return changes
 
+    def restore(self, key: bytes, value: bytes | None) -> None:
+        """Apply one changelog record read back at assignment (not queued again)."""
+        if value is None:
+            self._rows.pop(key, None)
+        else:
+            self._rows[key] = value
+
+    def drop_partitions(self, partitions: Iterable[int]) -> int:
+        """Forget the rows of partitions this worker no longer owns; return how many."""
+        gone = set(partitions)
+        if not gone:
+            return 0
+        dropped = [k for k in self._rows if partition_for(k, self.partitions) in gone]
+        for key in dropped:
+            del self._rows[key]
+        return len(dropped)
+
     def __getitem__(self, key: bytes) -> bytes:
-        value: bytes = self.table.data[key]
-        return value
+        return self._rows[key]
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
-        self.table.data[key] = value
+        self._rows[key] = value
         self._changes.append((key, value))
 
     def __delitem__(self, key: bytes) -> None:
-        del self.table.data[key]
+        del self._rows[key]
         self._changes.append((key, None))
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(list(self.table.data.keys()))
+        return iter(list(self._rows))
 
     def __len__(self) -> int:
-        return len(self.table.data)
+        return len(self._rows)

@@ -1,4 +1,4 @@
-"""Alarms per second through classify + route: the Faust pipeline against bare aiokafka loops.
+"""Alarms per second through classify + route: the stage workers against bare aiokafka loops.
 
 Run from the repository root:
 
@@ -13,13 +13,13 @@ the moment an observer process sees its last expected output (all alarms on
 and `storm` (every alarm at one of the zone's places, inside one merge window).
 
 Variants: `bare passthrough` (raw bytes consumed and produced again: Kafka's own cost),
-`faust passthrough` (the same through one of the shipped batch agents: Faust's own cost per
-hop), `same logic, no kafka` (the stages' handlers over in-memory lists: the logic's own cost),
-`bare same logic` (the same handlers driven by plain aiokafka loops in one process: the
-reference of the ratio column), `faust pipeline` (streams.pipeline, every stage on one app in
-this process) and `faust stages` (as `dispatch run` ships it: one worker process per stage,
-each its own app). A second table gives the CPU each variant's processes, the broker and the
-observer spent per alarm over the timed run. `--rate R` writes the alarms at R a second while
+`worker passthrough` (the same through one stage worker, `streams.worker`: the runner's own
+cost per hop), `same logic, no kafka` (the stages' handlers over in-memory lists: the logic's
+own cost), `bare same logic` (the same handlers driven by plain aiokafka loops in one process:
+the reference of the ratio column), `one process` (streams.pipeline, every stage in this
+process) and `worker per stage` (as `dispatch run` ships it: one worker process per stage).
+A second table gives the CPU each variant's processes, the broker and the observer spent per
+alarm over the timed run. `--rate R` writes the alarms at R a second while
 each variant runs instead, and a third table gives each alarm's time to its routing decision.
 """
 
@@ -62,14 +62,14 @@ from infra.topics import TopicDecl, catalog_declarations, ensure_topics
 from streams.pipeline import load_zone_and_rules
 
 # What warms the broker up: both kinds of client, every topic and changelog the variants use.
-WARMUP_VARIANTS = ("bare same logic", "faust stages")
+WARMUP_VARIANTS = ("bare same logic", "worker per stage")
 DEFAULT_VARIANTS = (
     "bare passthrough",
-    "faust passthrough",
+    "worker passthrough",
     NO_KAFKA,
     "bare same logic",
-    "faust pipeline",
-    "faust stages",
+    "one process",
+    "worker per stage",
 )
 
 

@@ -1,4 +1,4 @@
-"""What the benchmark runs: the shipped Faust pipeline and its baselines.
+"""What the benchmark runs: the shipped stage workers and their baselines.
 
 Every variant that runs the stages runs the very same handlers (`streams.stages`) with the
 same per-record guard (`streams.batching.handle_each`); they differ only in what drives them.
@@ -7,6 +7,7 @@ same per-record guard (`streams.batching.handle_each`); they differ only in what
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import sys
@@ -20,7 +21,6 @@ from datetime import UTC, datetime
 from signal import SIGTERM
 from typing import Any
 
-import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
 
 from bench.pipeline.observer import REPO_ROOT
@@ -31,13 +31,12 @@ from dispatch.lifecycle import LifecyclePolicy
 from dispatch.routing import RoutingPolicy
 from dispatch.settings import Settings
 from dispatch.zone import Zone
-from streams.app import build_app
-from streams.batching import Handler, batch_agent, handle_each, run_batch, send_all
+from streams.batching import Handler, handle_each, run_batch, send_all
 from streams.partitioner import keyed_partitioner
-from streams.pipeline import STAGES, build_pipeline
+from streams.pipeline import STAGES, Pipeline, build_pipeline, new_producer
 from streams.stages import Classifier, Merger, Outbox, Queued, Router, dead_letter
-from streams.topics import bind_topics
 from streams.units_board import UnitBoard
+from streams.worker import Membership, StageSpec, StageWorker
 
 # Where the passthrough variants write the bytes they read.
 BENCH_OUT = dataclasses.replace(ALARMS_RAW, name="bench.out")
@@ -275,48 +274,43 @@ async def bare_same_logic(ctx: Context) -> AsyncIterator[None]:
 
 
 @asynccontextmanager
-async def faust_pipeline(ctx: Context) -> AsyncIterator[None]:
-    """Every stage on one Faust app in this process (`python -m streams` without `--stage`)."""
+async def one_process(ctx: Context) -> AsyncIterator[None]:
+    """Every stage in this process (`python -m streams` without `--stage`)."""
     pipeline = build_pipeline(ctx.settings, app_id=f"bench-{ctx.prefix}", topic_prefix=ctx.prefix)
-    raw = ctx.topic("alarms.raw")
-    settled = asyncio.Event()
-
-    async def rebalanced(sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
-        # Sent once the partitions are assigned and the tables restored.
-        owned = [tp for tp in pipeline.app.assignor.assigned_actives() if tp.topic == raw]
-        if len(owned) == ctx.settings.kafka_partitions:
-            settled.set()
-
-    pipeline.app.on_rebalance_complete.connect(rebalanced)
-    await pipeline.app.start()
+    await pipeline.start()
     try:
         # As for the bare loops: ready once it owns its partitions and knows the units.
-        assert pipeline.board is not None
-        waits = [settled.wait(), pipeline.board.ready.wait()]
-        await asyncio.wait_for(asyncio.gather(*waits), READY_GUARD_S)
+        await asyncio.wait_for(pipeline.wait_ready(), READY_GUARD_S)
         yield
     finally:
-        await pipeline.app.stop()
+        await pipeline.stop()
 
 
 @asynccontextmanager
-async def faust_passthrough(ctx: Context) -> AsyncIterator[None]:
-    """One shipped-style batch agent that forwards each raw alarm's bytes: Faust's own cost."""
-    app: faust.App = build_app(ctx.settings, app_id=f"bench-{ctx.prefix}")
-    topics = bind_topics(app, prefix=ctx.prefix)
-    batch_agent(
-        app, topics.alarms_raw, name="forward", stage="pass", handle=forward, prefix=ctx.prefix
+async def worker_passthrough(ctx: Context) -> AsyncIterator[None]:
+    """One stage worker that forwards each raw alarm's bytes: the runner's own cost."""
+    producer = new_producer(ctx.settings)
+    await producer.start()
+    worker = StageWorker(
+        StageSpec("pass", {ctx.topic("alarms.raw"): forward}),
+        bootstrap=ctx.settings.bootstrap_servers,
+        membership=Membership(group_id=f"bench-{ctx.prefix}-pass"),
+        producer=producer,
+        prefix=ctx.prefix,
+        partitions=ctx.settings.kafka_partitions,
     )
-    await app.start()
+    await worker.start()
     try:
+        await asyncio.wait_for(worker.ready.wait(), READY_GUARD_S)
         yield
     finally:
-        await app.stop()
+        await worker.stop()
+        await producer.stop()
 
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """What one worker process of `faust pipeline x2` or `faust stages` runs."""
+    """What one worker process of `one process x2` or `worker per stage` runs."""
 
     bootstrap: str
     app_id: str
@@ -329,27 +323,35 @@ FIRST_INPUT = {"classify": "alarms.raw", "merge": "alarms.located", "route": "al
 
 
 async def run_worker(spec: WorkerSpec) -> None:
-    """Run the shipped pipeline's stages until SIGTERM; print how many partitions of its first
-    input this worker owns after every rebalance (once its tables are restored)."""
+    """Run the shipped stages until SIGTERM; print how many partitions of its first input this
+    worker owns whenever that changes (once its tables are restored)."""
     settings = Settings(kafka_bootstrap=spec.bootstrap)
     pipeline = build_pipeline(
         settings, stages=spec.stages, app_id=spec.app_id, topic_prefix=spec.prefix
     )
-    first = spec.prefix + FIRST_INPUT[pipeline.stages[0]]
-
-    async def rebalanced(sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
-        owned = [tp for tp in pipeline.app.assignor.assigned_actives() if tp.topic == first]
-        print(f"owns {len(owned)}", flush=True)
-
-    pipeline.app.on_rebalance_complete.connect(rebalanced)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(SIGTERM, stop.set)
-    await pipeline.app.start()
+    await pipeline.start()
     try:
-        await stop.wait()
+        told = -1
+        while not stop.is_set():
+            owned = _owned_first(pipeline, spec.prefix + FIRST_INPUT[pipeline.stages[0]])
+            if owned != told:
+                print(f"owns {owned}", flush=True)
+                told = owned
+            # A benchmark's progress line, not a test: polling the count is enough here.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.2)
     finally:
-        await pipeline.app.stop()
+        await pipeline.stop()
+
+
+def _owned_first(pipeline: Pipeline, first: str) -> int:
+    worker = pipeline.workers[0]
+    if not worker.ready.is_set():
+        return 0
+    return sum(1 for tp in worker.progress.owned if tp.topic == first)
 
 
 @asynccontextmanager
@@ -391,12 +393,17 @@ async def _start_worker(spec: WorkerSpec) -> asyncio.subprocess.Process:
 async def _settled(
     ctx: Context, specs: list[WorkerSpec], workers: list[asyncio.subprocess.Process]
 ) -> None:
-    """Wait until the workers of each app id own all partitions of their first input."""
+    """Wait until the workers of each group own all partitions of their first input."""
     partitions = ctx.settings.kafka_partitions
 
     def settled(owned: list[int]) -> bool:
-        for app_id in {spec.app_id for spec in specs}:
-            shares = [n for n, spec in zip(owned, specs, strict=True) if spec.app_id == app_id]
+        # The workers of one group (one app id, one first stage) share its partitions.
+        for group in {(spec.app_id, spec.stages[0]) for spec in specs}:
+            shares = [
+                n
+                for n, spec in zip(owned, specs, strict=True)
+                if (spec.app_id, spec.stages[0]) == group
+            ]
             if not all(shares) or sum(shares) != partitions:
                 return False
         return True
@@ -419,18 +426,18 @@ async def _settled(
             task.cancel()
 
 
-def faust_pipeline_x2(ctx: Context) -> AbstractAsyncContextManager[None]:
-    """The shipped pipeline in two worker processes of one app: Faust's way to use two cores."""
+def one_process_x2(ctx: Context) -> AbstractAsyncContextManager[None]:
+    """Every stage in each of two worker processes, members of the same groups."""
     spec = WorkerSpec(ctx.settings.bootstrap_servers, f"bench-{ctx.prefix}", ctx.prefix)
     # Both at once: they share the partitions, and the alarms are written once they have.
     return worker_processes(ctx, [[spec, spec]])
 
 
-def faust_stages(ctx: Context) -> AbstractAsyncContextManager[None]:
-    """One worker process per stage, each its own app (and consumer group)."""
+def worker_per_stage(ctx: Context) -> AbstractAsyncContextManager[None]:
+    """One worker process per stage, each in its stage's group, as `dispatch run` ships it."""
     bootstrap = ctx.settings.bootstrap_servers
     specs = {
-        stage: WorkerSpec(bootstrap, f"bench-{ctx.prefix}-{stage}", ctx.prefix, (stage,))
+        stage: WorkerSpec(bootstrap, f"bench-{ctx.prefix}", ctx.prefix, (stage,))
         for stage in STAGES
     }
     # The last stage first: each is ready before its input starts to flow, and the classify
@@ -438,11 +445,11 @@ def faust_stages(ctx: Context) -> AbstractAsyncContextManager[None]:
     return worker_processes(ctx, [[specs[stage]] for stage in reversed(STAGES)])
 
 
-def faust_stages_2(ctx: Context) -> AbstractAsyncContextManager[None]:
-    """Classify and merge in one worker process, route in another, each its own app."""
+def two_processes(ctx: Context) -> AbstractAsyncContextManager[None]:
+    """Classify and merge in one worker process, route in another."""
     bootstrap = ctx.settings.bootstrap_servers
-    route = WorkerSpec(bootstrap, f"bench-{ctx.prefix}-route", ctx.prefix, ("route",))
-    first = WorkerSpec(bootstrap, f"bench-{ctx.prefix}-cm", ctx.prefix, ("classify", "merge"))
+    route = WorkerSpec(bootstrap, f"bench-{ctx.prefix}", ctx.prefix, ("route",))
+    first = WorkerSpec(bootstrap, f"bench-{ctx.prefix}", ctx.prefix, ("classify", "merge"))
     return worker_processes(ctx, [[route], [first]])
 
 
@@ -457,15 +464,15 @@ async def _line(process: asyncio.subprocess.Process) -> str:
 
 VARIANTS: dict[str, Variant] = {
     "bare passthrough": bare_passthrough,
-    "faust passthrough": faust_passthrough,
+    "worker passthrough": worker_passthrough,
     "bare same logic": bare_same_logic,
-    "faust pipeline": faust_pipeline,
-    "faust pipeline x2": faust_pipeline_x2,
-    "faust stages": faust_stages,
-    "faust stages 2": faust_stages_2,
+    "one process": one_process,
+    "one process x2": one_process_x2,
+    "worker per stage": worker_per_stage,
+    "two processes": two_processes,
 }
 # Variants that must be running before the alarms are written (the others find them waiting).
-LATE_INPUT = frozenset({"faust pipeline x2"})
+LATE_INPUT = frozenset({"one process x2"})
 NO_KAFKA = "same logic, no kafka"
 
 

@@ -174,13 +174,12 @@ async def running_pipeline(
     await consumer.start()
     harness = Harness(pipeline, prefix, producer)
     collector = asyncio.create_task(harness.collect(consumer))
-    await pipeline.app.start()
+    await pipeline.start()
     try:
-        assert pipeline.board is not None, "the harness runs every stage"
-        await asyncio.wait_for(pipeline.board.ready.wait(), WAIT_S)
+        await asyncio.wait_for(pipeline.wait_ready(), WAIT_S)
         yield harness
     finally:
-        await pipeline.app.stop()
+        await pipeline.stop()
         collector.cancel()
         await asyncio.gather(collector, return_exceptions=True)
         await consumer.stop()

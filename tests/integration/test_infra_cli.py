@@ -12,7 +12,7 @@ import psutil
 
 from dispatch.settings import Settings
 from infra import stack
-from infra.processes import free_port
+from infra.processes import free_port, free_port_range
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -37,6 +37,8 @@ def cli_env(state_dir: Path, **extra: str) -> dict[str, str]:
         "DISPATCH_POSTGRES_PORT": str(free_port()),
         "DISPATCH_INTAKE_PORT": str(free_port()),
         "DISPATCH_PUSH_PORT": str(free_port()),
+        # `dispatch run` gives the stream workers this port and the next two.
+        "DISPATCH_STREAM_PROBE_PORT": str(free_port_range(3)),
     }
     return env | extra
 

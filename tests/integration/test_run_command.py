@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from cli.run_command import SERVICES
+from cli.run_command import STAGES, services
 from dispatch.events import (
     TOPICS,
     IncidentState,
@@ -50,8 +51,25 @@ async def describe(bootstrap: str, names: list[str]) -> tuple[dict[str, int], di
         await admin.close()
 
 
-async def raise_and_watch(bootstrap: str, intake: str, token: str) -> IncidentStateChange:
-    """Raise one alarm through the intake API; return the first escalation on incidents.state."""
+def stage_env(env: dict[str, str], service: str) -> dict[str, str]:
+    """Return env for a service's health check: a stream worker's probe port is its own."""
+    if service not in STAGES:
+        return env
+    port = int(env["DISPATCH_STREAM_PROBE_PORT"]) + STAGES.index(service)
+    return env | {"DISPATCH_STREAM_PROBE_PORT": str(port)}
+
+
+def started_pid(output: str, service: str) -> int:
+    """Return the pid of the last start of service that `dispatch run` printed."""
+    found = re.findall(rf"^{service} started \(pid (\d+)\)$", output, flags=re.MULTILINE)
+    assert found, output
+    return int(found[-1])
+
+
+async def raise_and_watch(
+    bootstrap: str, intake: str, token: str, *, key: str = "smoke-1", text: str = "有人翻墙进入厂区"
+) -> IncidentStateChange:
+    """Raise one alarm through the intake API; return its escalation on incidents.state."""
     consumer = AIOKafkaConsumer(
         "incidents.state",
         bootstrap_servers=bootstrap,
@@ -63,15 +81,15 @@ async def raise_and_watch(bootstrap: str, intake: str, token: str) -> IncidentSt
         async with httpx.AsyncClient(base_url=intake) as client:
             reply = await client.post(
                 "/v1/alarms",
-                json={"text": "有人翻墙进入厂区", "idempotency_key": "smoke-1"},
+                json={"text": text, "idempotency_key": key},
                 headers={"Authorization": f"Bearer {token}"},
             )
         assert reply.status_code == 202, reply.text
         alarm_id = reply.json()["alarm_id"]
         async for record in consumer:
             change = decode(IncidentStateChange, record.value or b"")
-            if change.state is IncidentState.ESCALATED:
-                assert change.incident_id == provisional_incident_id(uuid.UUID(alarm_id))
+            mine = change.incident_id == provisional_incident_id(uuid.UUID(alarm_id))
+            if mine and change.state is IncidentState.ESCALATED:
                 return change
     finally:
         await consumer.stop()
@@ -177,21 +195,33 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
         token = next(w for w in made.stdout.split() if w.startswith("dsp_"))
         intake = f"http://127.0.0.1:{env['DISPATCH_INTAKE_PORT']}"
         asyncio.run(asyncio.wait_for(wait_until_serving(f"{intake}/healthz"), 120))
-        change = asyncio.run(raise_and_watch(bootstrap, intake, token))
+        change = asyncio.run(asyncio.wait_for(raise_and_watch(bootstrap, intake, token), 120))
         assert change.state is IncidentState.ESCALATED
         # The health checks of docker-compose.yml pass against these same services (the stream
-        # workers' groups are stable by now: they just routed the alarm).
+        # workers are ready by now: they just routed the alarm).
         for service in COMMANDS:
-            check = run_health_check(service, env)
-            assert check.returncode == 0, f"{service}: {check.stderr}"
+            check = run_health_check(service, stage_env(env, service))
+            assert check.returncode == 0, f"{service}: {check.stdout} {check.stderr}"
+        # A worker killed outright is started again, takes its partitions back, and routes.
+        route_pid = started_pid(output, "route worker")
+        os.kill(route_pid, signal.SIGKILL)
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("route worker started"):
+                break
+        assert started_pid("".join(lines), "route worker") != route_pid
+        # Another kind of alarm, so that it opens an incident of its own rather than merging.
+        watch = raise_and_watch(bootstrap, intake, token, key="smoke-2", text="厂区门口有人打架")
+        change = asyncio.run(asyncio.wait_for(watch, 120))
+        assert change.state is IncidentState.ESCALATED
         # Ctrl-C: the terminal sends SIGINT to the whole foreground process group.
         os.killpg(proc.pid, signal.SIGINT)
         rest, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, rest
     assert "stopped: postgres, kafka" in rest
     # Every service shut down cleanly on its one SIGTERM, none was killed by a signal.
-    for service, _ in SERVICES:
-        assert f"{service} stopped (exit 0)" in rest, rest
+    for spec in services(Settings()):
+        assert f"{spec.name} stopped (exit 0)" in rest, rest
     assert processes_mentioning(str(state.resolve())) == []
     # The intake and push health checks fail once their services are gone.
     for service in ("intake", "push"):

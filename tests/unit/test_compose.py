@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cli.run_command import SERVICES
+from cli.run_command import services
 from dispatch.settings import Settings
 from streams.pipeline import STAGES
 
@@ -86,13 +86,20 @@ def test_each_service_runs_a_module_that_exists(
     importlib.import_module(f"{command[0]}.__main__")
 
 
-def test_the_stream_workers_are_the_ones_dispatch_run_starts(compose: dict[str, Any]) -> None:
-    started = [list(command) for _, command in SERVICES]
+def test_the_services_are_the_ones_dispatch_run_starts(compose: dict[str, Any]) -> None:
+    # `dispatch run` adds a static membership id to each stream worker's command line.
+    started = [_module_and_stage(list(spec.command)) for spec in services(Settings())]
     for service, command in COMMANDS.items():
         assert command in started, service
     assert len(started) == len(COMMANDS)
     for stage in STAGES:
         assert compose["services"][stage]["command"][-2:] == ["--stage", stage]
+
+
+def _module_and_stage(command: list[str]) -> list[str]:
+    # python -m MODULE [--stage STAGE] [--instance N]: what COMMANDS lists of it.
+    rest = command[command.index("-m") + 1 :]
+    return rest[:3] if "--stage" in rest else rest[:1]
 
 
 def test_kafka_runs_as_one_kraft_node(compose: dict[str, Any]) -> None:
@@ -156,8 +163,8 @@ def test_health_checks_run_code_that_exists(compose: dict[str, Any], service: st
     else:
         importlib.import_module(what)
     if service in STAGES:
-        # A stream worker's check asks about that worker's own consumer group.
-        assert args == ["--stage", service]
+        # A stream worker's check asks the worker's own readiness probe.
+        assert (what, args) == ("streams.health", [])
 
 
 def test_dependencies_wait_for_health(compose: dict[str, Any]) -> None:
