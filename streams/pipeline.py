@@ -13,6 +13,7 @@ from typing import Any, Self
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
+from consumers.kafka_producer import RecoveringProducer
 from dispatch.classify import Rules, default_rules_path, load_rules
 from dispatch.events import ALARMS_DLQ, UNITS_STATUS, encode, key_of
 from dispatch.lifecycle import LifecyclePolicy
@@ -49,7 +50,7 @@ class Pipeline:
     zone: Zone
     stages: tuple[str, ...]
     workers: list[StageWorker]
-    producer: AIOKafkaProducer
+    producer: RecoveringProducer
     prefix: str
     # The route stage's view of the units (None when this process does not route).
     board: UnitBoard | None
@@ -234,8 +235,9 @@ def membership(settings: Settings, group_id: str, instance: str | None) -> Membe
     )
 
 
-def new_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
-    """Return the stage workers' producer: acks=all, idempotent, batching for 5 ms."""
+def new_producer(settings: Settings, **overrides: Any) -> RecoveringProducer:
+    """Return the stage workers' producer: acks=all, idempotent, batching for 5 ms, replaced
+    by a fresh one when it can no longer send (after a broker restart, for instance)."""
     options: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers,
         # An acknowledgement means every in-sync replica has the record.
@@ -246,5 +248,10 @@ def new_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
         "linger_ms": 5,
         # Kafka's default partitioner without hashing the same key again and again.
         "partitioner": keyed_partitioner,
+        # A send that gets nowhere fails within this and the batch is written again.
+        "request_timeout_ms": 15_000,
     }
-    return AIOKafkaProducer(**(options | overrides))
+    options |= overrides
+    return RecoveringProducer(
+        options["bootstrap_servers"], factory=lambda: AIOKafkaProducer(**options)
+    )

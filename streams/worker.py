@@ -20,9 +20,9 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError
 
@@ -43,6 +43,23 @@ _FETCH_WAIT_MS = 100
 
 class Stopping(Exception):
     """Raised inside the worker when it is asked to stop while it waits for Kafka."""
+
+
+class WritesStalled(Exception):
+    """Raised when Kafka has acknowledged none of a batch's writes for too long: the worker
+    fails, and its supervisor starts it again with fresh connections."""
+
+
+class Producer(Protocol):
+    """What a worker writes through (`consumers.kafka_producer.RecoveringProducer`)."""
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+    ) -> Awaitable[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -99,9 +116,10 @@ class StageWorker:
         *,
         bootstrap: str,
         membership: Membership,
-        producer: AIOKafkaProducer,
+        producer: Producer,
         prefix: str,
         partitions: int,
+        write_stall_s: float = 120.0,
     ) -> None:
         self.spec = spec
         self.membership = membership
@@ -111,6 +129,7 @@ class StageWorker:
         self._producer = producer
         self._prefix = prefix
         self._partitions = partitions
+        self._write_stall_s = write_stall_s
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._failure: BaseException | None = None
@@ -240,8 +259,13 @@ class StageWorker:
                 self.progress.retrying_since = None
                 return
             except (KafkaError, TimeoutError) as exc:
+                now = time.monotonic()
                 if self.progress.retrying_since is None:
-                    self.progress.retrying_since = time.monotonic()
+                    self.progress.retrying_since = now
+                elif now - self.progress.retrying_since > self._write_stall_s:
+                    raise WritesStalled(
+                        f"no write acknowledged for {self._write_stall_s:.0f} s"
+                    ) from exc
                 log.warning(
                     "%s: writes not acknowledged (%r); again in %.1f s", self.name, exc, delay
                 )
