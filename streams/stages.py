@@ -347,7 +347,8 @@ class Router:
         status: UnitAvailability = UnitAvailability.ASSIGNED,
     ) -> None:
         # Held (or, once stood down, freed) at once in this worker; the report tells every
-        # other worker and the gateway.
+        # other worker and the gateway. It repeats the last fix with that fix's own time, so
+        # the fix does not look fresher than it is.
         record = self.board.index.get(unit_id)
         if record is None:
             return
@@ -360,6 +361,7 @@ class Router:
             status=status,
             position=record.position,
             reported_at=at,
+            position_at=record.position_at if record.position else None,
         )
         if status is UnitAvailability.ASSIGNED:
             self.board.reserve(unit_id, at)

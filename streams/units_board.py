@@ -47,10 +47,25 @@ class UnitBoard:
         self._progress = asyncio.Condition()
 
     def apply(self, status: UnitStatus) -> bool:
-        """Apply one report; return False for a unit the zone does not know."""
+        """Apply one report; return False for a unit the zone does not know.
+
+        A presence record (the unit is connected) changes no availability: it cannot free a
+        unit this worker just assigned nor put an off-duty unit on duty. A fix keeps its own
+        time (position_at), however late it is repeated.
+        """
         record = self.index.get(status.unit_id)
         if record is None:
             return False
+        fixed_at = status.position_at or status.reported_at
+        if status.presence:
+            # Only a fix newer than the board's moves the unit (the board may have none yet,
+            # when compaction left only this record).
+            newer = record.position_at is None or fixed_at > record.position_at
+            if status.position is not None and newer:
+                record = replace(record, position=status.position, position_at=fixed_at)
+                self.index.upsert(record)
+            self.applied += 1
+            return True
         reserved_at = self._reserved.get(status.unit_id)
         if reserved_at is not None:
             if status.reported_at < reserved_at and status.status is UnitAvailability.AVAILABLE:
@@ -58,7 +73,10 @@ class UnitBoard:
                 status = status.model_copy(update={"status": UnitAvailability.ASSIGNED})
             else:
                 del self._reserved[status.unit_id]
-        self.index.upsert(record.with_status(status))
+        updated = record.with_status(status)
+        if status.position is not None:
+            updated = replace(updated, position_at=fixed_at)
+        self.index.upsert(updated)
         self.applied += 1
         return True
 

@@ -1,4 +1,6 @@
-"""Connected clients and the fan-out to them: sessions, the hub, the board feed, rate limits.
+"""Connected clients and the fan-out to them: sessions, the hub, rate limits.
+
+The board feed that fans Kafka out through the hub is consumers.push.board_feed.
 
 Nothing here waits on one client for another: the fan-out only puts items on each session's
 queue, and each session's own writer task takes from its queue and writes to its socket. A
@@ -14,15 +16,15 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
-from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from consumers.auth import Principal, can_command, can_read_incident
 from consumers.auth.policy import can_read_reporter
-from consumers.push.outbox import cancel
+
+# Its own module now; exported here too, where the gateway has always imported it from.
+from consumers.push.board_feed import BoardFeed as BoardFeed
 from consumers.push.protocol import (
     Channel,
     PushClose,
@@ -34,10 +36,8 @@ from consumers.push.store import DATABASE_DOWN, OutboxRow
 from dispatch.events import (
     AssignmentKind,
     IncidentStateChange,
-    InvalidEvent,
     UnitAvailability,
     UnitStatus,
-    decode,
     encode,
 )
 
@@ -47,8 +47,7 @@ CATCH_UP_PAGE = 200
 # Standard close codes: 1013 "try again later" (the outbox could not be read just now).
 TRY_AGAIN_LATER = 1013
 INTERNAL_ERROR = 1011
-# A skipped record's reason may quote all of it; the log needs only the start.
-MAX_LOGGED_REASON = 500
+MAX_KNOWN_UNITS = 100_000
 
 
 class _Wake:
@@ -218,16 +217,38 @@ class Hub:
         self._units: dict[str, set[UnitSession]] = {}
         self._boards: set[Session] = set()
         self.drops: Counter[int] = Counter()
+        # The latest report of each unit seen on units.status, for its presence records.
+        self._reports: dict[str, UnitStatus] = {}
+        # Units that connected since the presence beacon last looked.
+        self._arrivals: set[str] = set()
+        self.arrival = asyncio.Event()
 
     @property
     def connections(self) -> int:
         """Return the number of sessions registered now."""
         return sum(len(s) for s in self._units.values()) + len(self._boards)
 
+    @property
+    def unit_ids(self) -> set[str]:
+        """Return the units with at least one connection to this process now."""
+        return set(self._units)
+
+    def last_report(self, unit_id: str) -> UnitStatus | None:
+        """Return the latest status report of a unit seen since this process started."""
+        return self._reports.get(unit_id)
+
+    def take_arrivals(self) -> set[str]:
+        """Return the units that connected since the last call, and forget them."""
+        arrivals, self._arrivals = self._arrivals, set()
+        self.arrival.clear()
+        return arrivals
+
     def add(self, session: Session) -> None:
         """Register a session so that the fan-out reaches it."""
         if isinstance(session, UnitSession):
             self._units.setdefault(session.unit_id, set()).add(session)
+            self._arrivals.add(session.unit_id)
+            self.arrival.set()
         else:
             self._boards.add(session)
 
@@ -287,12 +308,21 @@ class Hub:
                 session.offer_text(without_contact)
 
     def publish_unit_status(self, status: UnitStatus) -> None:
-        """Send a unit's status report to every commander."""
+        """Send a unit's status report to every commander, and keep it for its presence."""
+        if not status.presence:
+            self._remember(status)
         text: str | None = None
         for session in tuple(self._boards):
             if can_command(session.principal):
                 text = text or unit_status_frame(encode(status).decode())
                 session.offer_text(text)
+
+    def _remember(self, status: UnitStatus) -> None:
+        self._reports.pop(status.unit_id, None)
+        self._reports[status.unit_id] = status
+        if len(self._reports) > MAX_KNOWN_UNITS:
+            # Any unit id can arrive on the topic: keep the most recently reported ones.
+            del self._reports[next(iter(self._reports))]
 
 
 class RateLimiter:
@@ -330,77 +360,3 @@ class RateLimiter:
         full = [key for key in self._buckets if self._level(key, now) >= self._capacity]
         for key in full:
             del self._buckets[key]
-
-
-class BoardFeed:
-    """Read incidents.state and units.status from the latest offset and fan them out to boards.
-
-    No consumer group: every gateway process reads every partition, because any of them may
-    hold a given desk's or commander's connection.
-    """
-
-    def __init__(self, *, bootstrap: str, incidents_topic: str, units_topic: str, hub: Hub) -> None:
-        self._incidents_topic = incidents_topic
-        self._units_topic = units_topic
-        self._hub = hub
-        self._consumer = AIOKafkaConsumer(
-            incidents_topic,
-            units_topic,
-            bootstrap_servers=bootstrap,
-            # Without a group the consumer takes every partition, and new ones as they appear.
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="latest",
-        )
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def done(self) -> asyncio.Task[None]:
-        """Return the feed's task; it ends only when stopped, or by a bug."""
-        assert self._task is not None, "start() first"
-        return self._task
-
-    async def start(self) -> None:
-        """Take every partition at its end, then start reading."""
-        await self._consumer.start()
-        # Resolve "latest" now, so that a change published after start() returns is seen.
-        for partition in self._consumer.assignment():
-            await self._consumer.position(partition)
-        self._task = asyncio.create_task(self._run(), name="board-feed")
-
-    async def stop(self) -> None:
-        """Stop reading."""
-        if self._task is not None:
-            await cancel(self._task)
-        await self._consumer.stop()
-
-    async def _run(self) -> None:
-        while True:
-            batch = await self._consumer.getmany(timeout_ms=500)
-            for records in batch.values():
-                for record in records:
-                    self._publish(record)
-
-    def _publish(self, record: ConsumerRecord[Any, Any]) -> None:
-        value = record.value if isinstance(record.value, bytes) else b""
-        try:
-            if record.topic == self._incidents_topic:
-                self._hub.publish_incident(decode(IncidentStateChange, value))
-            else:
-                self._hub.publish_unit_status(decode(UnitStatus, value))
-        except InvalidEvent as exc:
-            # The boards are a live view; the stage that wrote it dead-letters bad records.
-            self._skip(record, str(exc))
-        except Exception as exc:
-            # Whatever one record does, the boards must keep receiving the next ones.
-            self._skip(record, f"{type(exc).__name__}: {exc}")
-
-    @staticmethod
-    def _skip(record: ConsumerRecord[Any, Any], why: str) -> None:
-        log.warning(
-            "board feed skips %s[%d]@%d: %s",
-            record.topic,
-            record.partition,
-            record.offset,
-            why[:MAX_LOGGED_REASON],
-        )

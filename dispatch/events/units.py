@@ -18,7 +18,7 @@ class UnitAvailability(StrEnum):
 
 
 class UnitStatus(EventModel):
-    """Report a unit's availability and, when known, where it is."""
+    """Report a unit's availability and, when known, where it is; or that it is connected."""
 
     schema_version: Literal[1] = 1
     event_id: EventId
@@ -28,3 +28,10 @@ class UnitStatus(EventModel):
     # position repeats it here rather than sending null.
     position: Position | None = None
     reported_at: UtcTimestamp
+    # When the position was fixed, for a record that repeats an earlier fix (None: at
+    # reported_at). Freshness counts from here, so a repeated fix never looks newer than it is.
+    position_at: UtcTimestamp | None = None
+    # A presence record: the gateway saw the unit connected at reported_at. Its status and
+    # position repeat the last known ones; it reports nothing new and must never be read as
+    # a change of availability.
+    presence: bool = False
