@@ -92,16 +92,18 @@ class PresenceBeacon:
             try:
                 async with asyncio.timeout(max(0.0, due - loop.time())):
                     await self._hub.arrival.wait()
-                await self.beat(self._hub.take_arrivals())
+                arrived: set[str] | None = self._hub.take_arrivals()
             except TimeoutError:
-                await self._beat_safely()
+                arrived = None  # the interval is up: everyone
                 due = loop.time() + self._interval_s
-            except KafkaError as exc:
-                # Best effort: the next beat says the same; a missed one ages nothing much.
-                log.warning("presence not published: %s", exc)
+            await self._beat_safely(arrived)
 
-    async def _beat_safely(self) -> None:
+    async def _beat_safely(self, unit_ids: set[str] | None) -> None:
         try:
-            await self.beat()
+            await self.beat(unit_ids)
         except KafkaError as exc:
+            # Best effort: the next beat says the same; a missed one ages nothing much.
             log.warning("presence not published: %s", exc)
+        except Exception:
+            # Whatever one beat does, the next must run: presence is what keeps units seen.
+            log.exception("presence beat failed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -12,6 +13,7 @@ from dispatch.events import Position, UnitAvailability, UnitStatus, decode
 from tests.unit.consumers.push.test_sessions import NOW, PATROL, Socket, connection
 
 HERE = Position(lat=31.70, lon=113.40, accuracy_m=8.0)
+HANG_GUARD_S = 30.0  # a hang guard, not a performance bound
 
 
 class Sent:
@@ -19,9 +21,17 @@ class Sent:
 
     def __init__(self) -> None:
         self.records: list[tuple[str, bytes, UnitStatus]] = []
+        self._more = asyncio.Condition()
 
     async def __call__(self, topic: str, value: bytes, key: bytes) -> None:
         self.records.append((topic, key, decode(UnitStatus, value)))
+        async with self._more:
+            self._more.notify_all()
+
+    async def wait_for(self, count: int) -> None:
+        """Wait until at least count records were sent."""
+        async with asyncio.timeout(HANG_GUARD_S), self._more:
+            await self._more.wait_for(lambda: len(self.records) >= count)
 
 
 def unit_session(hub: Hub, unit_id: str = "p-1") -> UnitSession:
@@ -105,3 +115,29 @@ async def test_a_unit_that_connects_is_an_arrival_announced_at_once() -> None:
     assert await beacon.beat(hub.take_arrivals()) == 1
     assert not hub.arrival.is_set()
     assert hub.take_arrivals() == set()
+
+
+async def test_the_beacon_announces_arrivals_at_once_and_everyone_each_interval() -> None:
+    hub = Hub()
+    hub.publish_unit_status(reported("p-1", ago_s=10, status=UnitAvailability.AVAILABLE))
+    hub.publish_unit_status(reported("p-2", ago_s=10, status=UnitAvailability.BUSY))
+    unit_session(hub, "p-1")
+    sent = Sent()
+    # Long enough that the first beat is the arrival's, not the interval's.
+    beacon = PresenceBeacon(hub=hub, send=sent, topic="units.status", interval_s=3600)
+    await beacon.start()
+    try:
+        await sent.wait_for(1)
+        unit_session(hub, "p-2")  # a second arrival, announced alone
+        await sent.wait_for(2)
+    finally:
+        await beacon.stop()
+    assert [record.unit_id for _, _, record in sent.records] == ["p-1", "p-2"]
+    every = PresenceBeacon(hub=hub, send=sent, topic="units.status", interval_s=0.001)
+    hub.take_arrivals()
+    await every.start()
+    try:
+        await sent.wait_for(4)  # the interval's beat: both connected units
+    finally:
+        await every.stop()
+    assert {record.unit_id for _, _, record in sent.records[2:4]} == {"p-1", "p-2"}
