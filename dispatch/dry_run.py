@@ -153,7 +153,9 @@ def dry_run(
         reason = "location unresolved: the commander must place it before anyone is sent"
         return DryRun(verdict, None, None, None, reason)
     located = located_alarm(alarm, where, verdict, now=now)
-    incident = open_incident(ClassifiedAlarm.model_validate(located.model_dump()))
+    incident = open_incident(
+        ClassifiedAlarm.model_validate(located.model_dump(exclude={"reopen_of"}))
+    )
     decision = route(index, routing_request(incident, now=now), routing)
     return DryRun(verdict, where, incident, decision, commander_reason(incident, decision))
 

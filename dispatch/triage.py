@@ -98,8 +98,14 @@ class OpenMerge(EventModel):
 def merge_into(
     alarm: LocatedAlarm, current: OpenMerge | None, *, window: timedelta
 ) -> tuple[ClassifiedAlarm, OpenMerge | None]:
-    """Decide an alarm's incident; return it and the merge entry to store (None: unchanged)."""
-    fields = alarm.model_dump()
+    """Decide an alarm's incident; return it and the merge entry to store (None: unchanged).
+
+    An alarm the route stage sent back because the incident this key led to had closed
+    (`reopen_of`) opens an incident of its own, unless another such alarm already did.
+    """
+    fields = alarm.model_dump(exclude={"reopen_of"})
+    if current is not None and current.incident_id == alarm.reopen_of:
+        current = None
     if current is not None and current.incident_id == alarm.incident_id:
         # The alarm that opened this incident, replayed: same answer as the first time.
         return ClassifiedAlarm.model_validate(fields), None

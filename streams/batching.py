@@ -75,7 +75,7 @@ class Changelogged(Protocol):
     @property
     def changelog_topic(self) -> str: ...
 
-    def take_changes(self) -> list[tuple[bytes, bytes | None]]: ...
+    def take_changes(self) -> list[tuple[bytes, bytes | None, int | None]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +112,9 @@ def frame_writes(
     for table in tables:
         # A compacted changelog keeps only a key's last value: a key changed twice in the
         # batch (an incident opened, then dispatched) is written once, with its last value.
-        for row, latest in dict(table.take_changes()).items():
-            writes.append(Write(table.changelog_topic, row, latest))
+        latest = {row: (change, placed) for row, change, placed in table.take_changes()}
+        for row, (change, placed) in latest.items():
+            writes.append(Write(table.changelog_topic, row, change, placed))
     return writes
 
 

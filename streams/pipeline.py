@@ -17,6 +17,7 @@ from consumers.kafka_producer import RecoveringProducer
 from dispatch.classify import Rules, default_rules_path, load_rules
 from dispatch.events import ALARMS_DLQ, UNITS_STATUS, encode, key_of
 from dispatch.lifecycle import LifecyclePolicy
+from dispatch.policy import policy_of
 from dispatch.routing import RoutingPolicy
 from dispatch.settings import Settings
 from dispatch.zone import Zone, default_zone_path, load_zone
@@ -25,7 +26,7 @@ from streams.classify import classify_stage, merge_stage
 from streams.dead_letters import dead_letter_for
 from streams.partitioner import keyed_partitioner
 from streams.route import route_stage
-from streams.stages import DEFAULT_MERGE_WINDOW
+from streams.tables import ChangelogTable
 from streams.units_board import UnitBoard
 from streams.worker import Membership, StageSpec, StageWorker
 
@@ -60,7 +61,7 @@ class Pipeline:
         """Declare the tables' changelogs, start the producer, the board reader, the workers."""
         partitions = self.settings.kafka_partitions
         changelogs = [
-            TopicDecl(table.changelog_topic, partitions, compacted=True)
+            changelog_decl(table, partitions)
             for worker in self.workers
             for table in worker.spec.tables
         ]
@@ -135,6 +136,14 @@ class Pipeline:
         await self.stop()
 
 
+def changelog_decl(table: ChangelogTable, partitions: int) -> TopicDecl:
+    """Declare a table's changelog: compacted, and deleted by age when the table says so."""
+    if table.retention_ms is None:
+        return TopicDecl(table.changelog_topic, partitions, compacted=True)
+    configs = {"cleanup.policy": "compact,delete", "retention.ms": str(table.retention_ms)}
+    return TopicDecl(table.changelog_topic, partitions, configs=configs)
+
+
 def parse_stages(
     argv: Sequence[str] | None, *, prog: str, description: str | None
 ) -> argparse.Namespace:
@@ -173,15 +182,17 @@ def build_pipeline(
     instance: str | None = None,
     routing: RoutingPolicy | None = None,
     lifecycle: LifecyclePolicy | None = None,
-    merge_window: timedelta = DEFAULT_MERGE_WINDOW,
+    merge_window: timedelta | None = None,
     tick_interval_s: float = 1.0,
 ) -> Pipeline:
     """Build workers for the given stages (all three by default), each a member of the group
-    `stage_group_id(stage, base=app_id)` (tests and benchmarks use fresh app ids)."""
+    `stage_group_id(stage, base=app_id)` (tests and benchmarks use fresh app ids). Routing,
+    lifecycle timers and the merge window are the zone file's policy unless given."""
     unknown = sorted(set(stages) - set(STAGES))
     if unknown or not stages:
         raise ValueError(f"stages must be some of {', '.join(STAGES)}; got {list(stages)}")
     zone, rules = load_zone_and_rules(settings)
+    policy = policy_of(zone)
     partitions = settings.kafka_partitions
     prefix = topic_prefix
     ordered = tuple(stage for stage in STAGES if stage in stages)
@@ -194,7 +205,10 @@ def build_pipeline(
         elif stage == "merge":
             specs.append(
                 merge_stage(
-                    group_id=group, prefix=prefix, partitions=partitions, merge_window=merge_window
+                    group_id=group,
+                    prefix=prefix,
+                    partitions=partitions,
+                    merge_window=merge_window or policy.merge_window,
                 )
             )
         else:
@@ -205,8 +219,8 @@ def build_pipeline(
                     prefix=prefix,
                     partitions=partitions,
                     board=board,
-                    routing=routing or RoutingPolicy(),
-                    lifecycle=lifecycle or LifecyclePolicy(),
+                    routing=routing or policy.routing,
+                    lifecycle=lifecycle or policy.lifecycle,
                     tick_interval_s=tick_interval_s,
                 )
             )

@@ -50,7 +50,7 @@ async def restore_tables(
                     if record.offset >= ends[tp]:
                         break
                     if record.key is not None:
-                        table.restore(record.key, record.value)
+                        table.restore(record.key, record.value, tp.partition)
                         applied += 1
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:

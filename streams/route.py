@@ -13,10 +13,13 @@ from __future__ import annotations
 from dispatch.events import ALARMS_CLASSIFIED, COMMANDER_COMMANDS, DISPATCH_TICKS, RESPONSES_EVENTS
 from dispatch.lifecycle import LifecyclePolicy
 from dispatch.routing import RoutingPolicy
-from streams.stages import Router
+from streams.stages import ALARM_MEMORY, Router
 from streams.tables import ChangelogTable, changelog_topic_name
 from streams.units_board import UnitBoard
 from streams.worker import StageSpec, Timer
+
+# How often the stage forgets the alarms it took more than a day ago.
+FORGET_EVERY_S = 60.0
 
 
 def route_stage(
@@ -31,16 +34,19 @@ def route_stage(
 ) -> StageSpec:
     """The route stage with its incidents and deadlines tables."""
 
-    def table(name: str) -> ChangelogTable:
+    def table(name: str, retention_ms: int | None = None) -> ChangelogTable:
         topic = prefix + changelog_topic_name(group_id, name)
-        return ChangelogTable(name, topic, partitions=partitions)
+        return ChangelogTable(name, topic, partitions=partitions, retention_ms=retention_ms)
 
     incidents = table("incidents")
     # incident id -> its earliest pending deadline; only incidents with one are here.
     deadlines = table("incident-deadlines")
+    # Which alarms each incident took; rows older than a day leave the changelog by retention.
+    alarms = table("incident-alarms", retention_ms=int(ALARM_MEMORY.total_seconds() * 1000))
     router = Router(
         incidents=incidents,
         deadlines=deadlines,
+        alarms=alarms,
         board=board,
         routing=routing,
         lifecycle=lifecycle,
@@ -58,7 +64,10 @@ def route_stage(
     return StageSpec(
         "route",
         inputs,
-        tables=(incidents, deadlines),
-        timers=(Timer(tick_interval_s, router.due_ticks),),
+        tables=(incidents, deadlines, alarms),
+        timers=(
+            Timer(tick_interval_s, router.due_ticks),
+            Timer(FORGET_EVERY_S, router.forget_old_alarms),
+        ),
         before=board_ready,
     )

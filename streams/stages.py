@@ -11,6 +11,7 @@ very same handlers from bare aiokafka loops, so the two are compared on identica
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -63,14 +64,20 @@ from dispatch.triage import INCIDENT_NAMESPACE, OpenMerge, merge_into, provision
 from dispatch.triage import triage as triage_alarm
 from dispatch.zone import Zone
 from streams.dead_letters import dead_letter_for
+from streams.tables import ChangelogTable
 from streams.units_board import UnitBoard
 
 E = TypeVar("E", bound=EventModel)
 
 TICK_NAMESPACE = uuid.UUID("8e2b5c71-0a4f-4d93-b6e8-1f7c9d2a3b40")
 
-# Repeats of one place and kind within this time of the first alarm join its incident.
-DEFAULT_MERGE_WINDOW = timedelta(minutes=10)
+# How long the route stage remembers which alarms each incident took (a replay reaches back
+# seconds; a day is far beyond any).
+ALARM_MEMORY = timedelta(days=1)
+# What an incident did with an alarm: took it (opened or merged), or sent it back because it
+# had closed.
+TAKEN = b"taken"
+TAKEN_BACK = b"sent-back"
 
 # A table of a stage: a Faust table in the worker, a dict in the benchmark's bare loops.
 Table = MutableMapping[bytes, Any]
@@ -164,7 +171,9 @@ class Merger:
     """Stage 1b: merge repeats of one place and kind into one incident; key by incident id."""
 
     merges: Table
-    window: timedelta = DEFAULT_MERGE_WINDOW
+    # Repeats of one place and kind within this time of the first alarm join its incident
+    # (the zone's policy, dispatch.policy).
+    window: timedelta
 
     def located(self, record: Any, out: Outbox, now: datetime) -> None:
         """Handle one `alarms.located` record."""
@@ -191,11 +200,18 @@ class Router:
 
     incidents: Table
     deadlines: Table
+    # "incident id:alarm id" -> what the incident did with the alarm (taken, or sent back
+    # because it had closed) and when; every alarm, so that a replay is always recognised.
+    alarms: ChangelogTable
     board: UnitBoard
     routing: RoutingPolicy
     lifecycle: LifecyclePolicy
+    alarm_memory: timedelta = ALARM_MEMORY
     # incident key -> the deadline already ticked, so a slow tick is not sent twice.
     ticked: dict[bytes, bytes] = field(default_factory=dict)
+    # When each alarm row was written here, oldest first, for forget_old_alarms. Rows restored
+    # at start are not in it: their changelog's retention (ALARM_MEMORY) drops them instead.
+    _taken_order: deque[tuple[datetime, bytes]] = field(default_factory=deque)
 
     def load(self, key: bytes) -> Incident | None:
         """Return the stored incident, or None."""
@@ -203,11 +219,15 @@ class Router:
         return Incident.model_validate_json(stored) if stored else None
 
     def classified(self, record: Any, out: Outbox, now: datetime) -> None:
-        """Handle one `alarms.classified` record: open and route an incident, or merge into it."""
+        """Handle one `alarms.classified` record: open and route an incident, merge into it,
+        or, when it has closed, send the alarm back to open a new one."""
         alarm = decoded(ClassifiedAlarm, record, out, stage="route")
         if alarm is None:
             return
         key = str(alarm.incident_id).encode()
+        taken = self.alarms.get(_taken_key(alarm))
+        if taken is not None:
+            return  # replayed input: this incident took (or sent back) this alarm already
         incident = self.load(key)
         if incident is None:
             opened = open_incident(alarm)
@@ -220,13 +240,51 @@ class Router:
                 at=alarm.classified_at,
             )
             effects = self._dispatch_more(Effects(opened, state_changes=(first,)), now)
+        elif incident.is_closed:
+            self._take(alarm, record, TAKEN_BACK, now)
+            self._reopen(alarm, incident, out, now)
+            return
         else:
             effects = merge_alarm(incident, alarm)
-            if incident.is_closed and effects.state_changes:
-                # A new alarm for a closed incident: a person decides whether it is new.
-                reason = f"alarm {alarm.alarm_id} arrived after the incident closed"
-                effects = effects.then(_escalate_closed(effects.incident, reason, now))
+            if effects.reroute:
+                effects = self._dispatch_more(effects, now)
+        self._take(alarm, record, TAKEN, now)
         self._publish(key, effects, out)
+
+    def _take(self, alarm: ClassifiedAlarm, record: Any, outcome: bytes, now: datetime) -> None:
+        # Kept on the incident's partition, with the incident's other rows, whatever the key.
+        stamp = now.isoformat().encode()
+        self.alarms.put(_taken_key(alarm), outcome + b"|" + stamp, partition=record.partition)
+        self._taken_order.append((now, _taken_key(alarm)))
+
+    def _reopen(self, alarm: ClassifiedAlarm, closed: Incident, out: Outbox, now: datetime) -> None:
+        # The merge key still leads to the closed incident for the rest of its window: the
+        # merge step opens a new incident for the key instead, and later alarms join that one.
+        if alarm.merge_key is None:
+            # Written before merge keys travelled this far: a person decides whether it is new.
+            reason = f"alarm {alarm.alarm_id} arrived after the incident closed"
+            self._publish(
+                str(closed.incident_id).encode(), _escalate_closed(closed, reason, now), out
+            )
+            return
+        back = LocatedAlarm.model_validate(
+            alarm.model_dump()
+            | {
+                "incident_id": provisional_incident_id(alarm.alarm_id),
+                "merged_into": None,
+                "reopen_of": closed.incident_id,
+            }
+        )
+        out.send(ALARMS_LOCATED, back.merge_key.encode(), encode(back))
+
+    def forget_old_alarms(self, out: Outbox, now: datetime) -> None:
+        """Drop the alarms taken longer ago than `alarm_memory` (the timer): a replay reaches
+        back seconds, not a day, and the table must not grow for ever."""
+        del out  # the deletions go out as the table's changelog records
+        while self._taken_order and now - self._taken_order[0][0] > self.alarm_memory:
+            _, key = self._taken_order.popleft()
+            if key in self.alarms:
+                del self.alarms[key]
 
     def response(self, record: Any, out: Outbox, now: datetime) -> None:
         """Handle one `responses.events` record from a unit or the gateway."""
@@ -371,6 +429,10 @@ class Router:
             if now_held is None or now_held.availability is not status:
                 return  # a later job of this worker holds it: it stays assigned
         out.send(UNITS_STATUS, unit_id.encode(), encode(report))
+
+
+def _taken_key(alarm: ClassifiedAlarm) -> bytes:
+    return f"{alarm.incident_id}:{alarm.alarm_id}".encode()
 
 
 def _escalate_closed(incident: Incident, reason: str, now: datetime) -> Effects:

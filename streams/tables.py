@@ -26,35 +26,63 @@ def changelog_topic_name(group_id: str, table: str) -> str:
 
 
 class ChangelogTable(MutableMapping[bytes, bytes]):
-    """A table's rows, with every change also queued for its changelog topic."""
+    """A table's rows, with every change also queued for its changelog topic.
 
-    def __init__(self, name: str, changelog_topic: str, *, partitions: int) -> None:
+    A row lives on the changelog partition its key hashes to, unless it is written with `put`
+    and an explicit partition: a row keyed otherwise than its source records (the route
+    stage's alarm ids, kept on their incident's partition) stays with the records that
+    change it.
+    """
+
+    def __init__(
+        self, name: str, changelog_topic: str, *, partitions: int, retention_ms: int | None = None
+    ) -> None:
         self.name = name
         self.changelog_topic = changelog_topic
         self.partitions = partitions
+        # Compacted, and also deleted by age when set: a row older than this is not restored.
+        self.retention_ms = retention_ms
         self._rows: dict[bytes, bytes] = {}
-        self._changes: list[tuple[bytes, bytes | None]] = []
+        # Rows written to a partition of their own choosing (see `put`).
+        self._placed: dict[bytes, int] = {}
+        self._changes: list[tuple[bytes, bytes | None, int | None]] = []
 
-    def take_changes(self) -> list[tuple[bytes, bytes | None]]:
-        """Return the changes queued since the last call, oldest first, and forget them."""
+    def take_changes(self) -> list[tuple[bytes, bytes | None, int | None]]:
+        """Return the changes (key, value or None, partition or None) queued since the last
+        call, oldest first, and forget them."""
         changes, self._changes = self._changes, []
         return changes
 
-    def restore(self, key: bytes, value: bytes | None) -> None:
+    def put(self, key: bytes, value: bytes, *, partition: int) -> None:
+        """Set a row that lives on partition whatever its key hashes to."""
+        self._rows[key] = value
+        self._placed[key] = partition
+        self._changes.append((key, value, partition))
+
+    def partition_of(self, key: bytes) -> int:
+        """Return the changelog partition a row lives on."""
+        placed = self._placed.get(key)
+        return partition_for(key, self.partitions) if placed is None else placed
+
+    def restore(self, key: bytes, value: bytes | None, partition: int) -> None:
         """Apply one changelog record read back at assignment (not queued again)."""
         if value is None:
             self._rows.pop(key, None)
-        else:
-            self._rows[key] = value
+            self._placed.pop(key, None)
+            return
+        self._rows[key] = value
+        if partition != partition_for(key, self.partitions):
+            self._placed[key] = partition
 
     def drop_partitions(self, partitions: Iterable[int]) -> int:
         """Forget the rows of partitions this worker no longer owns; return how many."""
         gone = set(partitions)
         if not gone:
             return 0
-        dropped = [k for k in self._rows if partition_for(k, self.partitions) in gone]
+        dropped = [k for k in self._rows if self.partition_of(k) in gone]
         for key in dropped:
             del self._rows[key]
+            self._placed.pop(key, None)
         return len(dropped)
 
     def __getitem__(self, key: bytes) -> bytes:
@@ -62,11 +90,11 @@ class ChangelogTable(MutableMapping[bytes, bytes]):
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
         self._rows[key] = value
-        self._changes.append((key, value))
+        self._changes.append((key, value, self._placed.get(key)))
 
     def __delitem__(self, key: bytes) -> None:
         del self._rows[key]
-        self._changes.append((key, None))
+        self._changes.append((key, None, self._placed.pop(key, None)))
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(list(self._rows))

@@ -27,20 +27,20 @@ from bench.pipeline.observer import REPO_ROOT
 from bench.pipeline.workload import Workload, unit_reports
 from dispatch.classify import Rules
 from dispatch.events import ALARMS_RAW, UnitStatus, decode
-from dispatch.lifecycle import LifecyclePolicy
-from dispatch.routing import RoutingPolicy
+from dispatch.policy import policy_of
 from dispatch.settings import Settings
 from dispatch.zone import Zone
 from streams.batching import Handler, handle_each, run_batch, send_all
 from streams.partitioner import keyed_partitioner
 from streams.pipeline import STAGES, Pipeline, build_pipeline, new_producer
 from streams.stages import Classifier, Merger, Outbox, Queued, Router, dead_letter
+from streams.tables import ChangelogTable
 from streams.units_board import UnitBoard
 from streams.worker import Membership, StageSpec, StageWorker
 
 # Where the passthrough variants write the bytes they read.
 BENCH_OUT = dataclasses.replace(ALARMS_RAW, name="bench.out")
-TABLES = ("incident-merges", "incidents", "incident-deadlines")
+TABLES = ("incident-merges", "incidents", "incident-deadlines", "incident-alarms")
 # Without Kafka, every unit reports itself available again after this many alarms of a stage
 # (about what --unit-refresh-s does on Kafka at 2,000 alarms/s).
 UNITS_REPORT_EVERY = 500
@@ -65,45 +65,28 @@ class Context:
 Variant = Callable[[Context], AbstractAsyncContextManager[None]]
 
 
-class ChangelogDict(dict[bytes, Any]):
-    """A dict that remembers its changes, to be written to a compacted topic as a Faust
-    table's are."""
-
-    def __init__(self, topic: str) -> None:
-        super().__init__()
-        self.changelog_topic = topic
-        self._changes: list[tuple[bytes, bytes | None]] = []
-
-    def take_changes(self) -> list[tuple[bytes, bytes | None]]:
-        """Return the changes since the last call and forget them (as ChangelogTable does)."""
-        changes, self._changes = self._changes, []
-        return changes
-
-    def __setitem__(self, key: bytes, value: Any) -> None:
-        super().__setitem__(key, value)
-        self._changes.append((key, value))
-
-    def __delitem__(self, key: bytes) -> None:
-        super().__delitem__(key)
-        self._changes.append((key, None))
-
-
 class BareStages:
     """The stages' handlers with dict tables; `write` sends a batch's records and changes."""
 
     def __init__(self, ctx: Context, producer: AIOKafkaProducer | None) -> None:
         self.ctx = ctx
         self.producer = producer
-        self.tables = {name: ChangelogDict(ctx.topic(f"bare.{name}")) for name in TABLES}
+        partitions = ctx.settings.kafka_partitions
+        self.tables = {
+            name: ChangelogTable(name, ctx.topic(f"bare.{name}"), partitions=partitions)
+            for name in TABLES
+        }
         self.board = UnitBoard(ctx.zone)
         self.classifier = Classifier(zone=ctx.zone, rules=ctx.rules)
-        self.merger = Merger(merges=self.tables["incident-merges"])
+        policy = policy_of(ctx.zone)
+        self.merger = Merger(merges=self.tables["incident-merges"], window=policy.merge_window)
         self.router = Router(
             incidents=self.tables["incidents"],
             deadlines=self.tables["incident-deadlines"],
+            alarms=self.tables["incident-alarms"],
             board=self.board,
-            routing=RoutingPolicy(),
-            lifecycle=LifecyclePolicy(),
+            routing=policy.routing,
+            lifecycle=policy.lifecycle,
         )
 
     async def write(self, out: Queued) -> None:

@@ -22,9 +22,9 @@ from dispatch.events import (
     key_of,
 )
 from dispatch.locate import MERGE_CELL_RESOLUTION
+from dispatch.policy import policy_of
 from dispatch.triage import OpenMerge, merge_into, triage
 from dispatch.zone import UnitKind, Zone
-from streams.stages import DEFAULT_MERGE_WINDOW
 
 M_PER_DEG_LAT = 111_195.0
 # The mixed workload replays a very busy hour at once: alarms received this far apart, so that
@@ -137,7 +137,8 @@ def build_workload(name: str, zone: Zone, rules: Rules, count: int) -> Workload:
     opened_count = 0
     for alarm in alarms:
         located = triage(zone, rules, alarm, now=now)
-        _, opened = merge_into(located, merges.get(located.merge_key), window=DEFAULT_MERGE_WINDOW)
+        current = merges.get(located.merge_key)
+        _, opened = merge_into(located, current, window=policy_of(zone).merge_window)
         if opened is not None:
             merges[located.merge_key] = opened
             opened_count += 1

@@ -164,3 +164,6 @@ class LocatedAlarm(ClassifiedAlarm):
     """A classified alarm on its way to the merge step, keyed by its merge key."""
 
     merge_key: MergeKey
+    # Set by the route stage on an alarm it sends back because the incident its merge key led
+    # to has closed: the merge step opens a new incident for the key instead.
+    reopen_of: uuid.UUID | None = None

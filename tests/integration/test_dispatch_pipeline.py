@@ -19,6 +19,7 @@ from dispatch.events import (
     UnitAvailability,
 )
 from dispatch.settings import Settings
+from dispatch.triage import provisional_incident_id
 from dispatch.zone import UnitKind, Zone
 from tests.integration.harness import Harness, Seen, fast_lifecycle, running_pipeline
 
@@ -146,7 +147,11 @@ async def test_no_acceptance_redispatches_to_the_next_best_and_tells_the_command
         await h.raise_alarm(text="有人偷电动车", enterprise_id="ent-hengtong")
         seen = await h.wait_for(lambda s: len(jobs(s)) >= 2)
         assert jobs(seen) == [near, far]
-        assert [a.attempt for a in seen.assignments] == [1, 2]
+        sent = [a for a in seen.assignments if a.kind is AssignmentKind.ASSIGNMENT]
+        assert [a.attempt for a in sent] == [1, 2]
+        # The unit that did not answer is told its job is withdrawn.
+        withdrawn = [a.unit_id for a in seen.assignments if a.kind is AssignmentKind.STAND_DOWN]
+        assert withdrawn == [near]
         seen = await h.wait_for(lambda s: bool(states(s, IncidentState.ESCALATED)))
         assert any(near in reason for reason in states(seen, IncidentState.TIMED_OUT))
         assert any("next-best" in reason for reason in states(seen, IncidentState.ESCALATED))
@@ -196,8 +201,14 @@ async def test_sensor_storm_becomes_one_incident(running_stack: Settings) -> Non
         )
         assert len(jobs(seen)) == 1
         assert len({c.incident_id for c in seen.states}) == 1
-        last = [c for c in seen.states if c.state is IncidentState.MERGED][-1]
-        assert len(last.merged_alarm_ids) == len(storm) - 1
+        merges = merged_changes(seen)
+        last = merges[-1]
+        assert last.alarm_count == len(storm)
+        # A change carries the most recent merged ids only (a storm's records stay small),
+        # the alarm it is about among them: together they name every alarm once.
+        assert all(len(c.merged_alarm_ids) <= 20 for c in merges)
+        named = {last.first_alarm_id} | {a for c in merges for a in c.merged_alarm_ids}
+        assert named == {a.alarm_id for a in storm}
         # The incident itself, in order on its own key, holds one party: one job was sent.
         assert len(last.parties) == 1
 
@@ -261,18 +272,23 @@ async def test_deadline_survives_a_worker_restart(running_stack: Settings) -> No
         assert seen.assignments[1].dispatched_at >= first.ack_deadline
 
 
-async def test_alarm_for_a_closed_incident_goes_to_the_commander(running_stack: Settings) -> None:
+async def test_alarm_after_its_incident_closed_opens_and_dispatches_a_new_one(
+    running_stack: Settings,
+) -> None:
     async with running_pipeline(running_stack) as h:
         await two_patrols(h, "ent-hengtong")
         await h.raise_alarm(text="有人偷电动车", enterprise_id="ent-hengtong")
         seen = await h.wait_for(lambda s: len(jobs(s)) == 1)
+        first = seen.assignments[0]
         for action in (ResponseAction.ACCEPT, ResponseAction.ON_SCENE, ResponseAction.RESOLVED):
-            await h.respond(seen.assignments[0], action)
+            await h.respond(first, action)
         seen = await h.wait_for(lambda s: bool(states(s, IncidentState.RESOLVED)))
-        await h.raise_alarm(text="又有人偷电动车", enterprise_id="ent-hengtong")
-        seen = await h.wait_for(lambda s: bool(states(s, IncidentState.ESCALATED)))
-        assert any("after the incident closed" in r for r in states(seen, IncidentState.ESCALATED))
-        assert len(jobs(seen)) == 1
+        # Inside the merge window of the closed incident's place and kind: a new incident.
+        again = await h.raise_alarm(text="又有人偷电动车", enterprise_id="ent-hengtong")
+        seen = await h.wait_for(lambda s: len(jobs(s)) == 2)
+        second = [a for a in seen.assignments if a.kind is AssignmentKind.ASSIGNMENT][1]
+        assert second.incident_id == provisional_incident_id(again.alarm_id)
+        assert not any("closed" in r for r in states(seen, IncidentState.ESCALATED))
         timing = next(c for c in seen.states if c.state is IncidentState.RESOLVED).timing
         assert timing.to_accept_s is not None
         assert timing.to_scene_s is not None

@@ -79,10 +79,10 @@ class FakeTable:
 
     changelog_topic = "app-incidents-changelog"
 
-    def __init__(self, changes: list[tuple[bytes, bytes | None]]) -> None:
+    def __init__(self, changes: list[tuple[bytes, bytes | None, int | None]]) -> None:
         self.changes = changes
 
-    def take_changes(self) -> list[tuple[bytes, bytes | None]]:
+    def take_changes(self) -> list[tuple[bytes, bytes | None, int | None]]:
         changes, self.changes = self.changes, []
         return changes
 
@@ -103,7 +103,7 @@ def test_send_all_bundles_internal_hops_and_writes_each_changed_key_once() -> No
     for key, value in classified:
         out.send(ALARMS_CLASSIFIED, key, value)
     out.send(INCIDENTS_STATE, b"incident-1", b'{"state": "classified"}')
-    table = FakeTable([(b"a", b"1"), (b"b", b"1"), (b"a", b"2"), (b"b", None)])
+    table = FakeTable([(b"a", b"1", None), (b"b", b"1", None), (b"a", b"2", None), (b"b", None, 2)])
     asyncio.run(send_all(send, "p.", out, [table], partitions=4))
 
     bundles = [s for s in sent if s[0] == "p.alarms.classified"]
@@ -114,9 +114,10 @@ def test_send_all_bundles_internal_hops_and_writes_each_changed_key_once() -> No
     assert inner == set(classified)
     # Other topics get their records one by one, keyed, partitioned by key.
     assert ("p.incidents.state", b"incident-1", b'{"state": "classified"}', None) in sent
-    # A key changed twice in the batch is written once, with its last value (None: deleted).
-    changelog = [(s[1], s[2]) for s in sent if s[0] == "app-incidents-changelog"]
-    assert changelog == [(b"a", b"2"), (b"b", None)]
+    # A key changed twice in the batch is written once, with its last value (None: deleted),
+    # on the partition the table gave it (None: the partitioner's, from the key).
+    changelog = [(s[1], s[2], s[3]) for s in sent if s[0] == "app-incidents-changelog"]
+    assert changelog == [(b"a", b"2", None), (b"b", None, 2)]
 
 
 def test_each_record_of_a_bundle_is_handled_and_a_broken_bundle_is_dead_lettered() -> None:

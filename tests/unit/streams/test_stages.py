@@ -19,6 +19,8 @@ from dispatch.events import (
     INCIDENTS_STATE,
     UNITS_STATUS,
     Assignment,
+    CommanderAction,
+    CommanderCommand,
     DeadLetter,
     IncidentStateChange,
     PlaceType,
@@ -32,13 +34,16 @@ from dispatch.events import (
     decode,
     encode,
 )
-from dispatch.lifecycle import LifecyclePolicy
+from dispatch.lifecycle import Incident, LifecyclePolicy
+from dispatch.policy import policy_of
 from dispatch.routing import RoutingPolicy
 from dispatch.settings import Settings
+from dispatch.triage import provisional_incident_id
 from dispatch.zone import Zone
 from streams.batching import handle_each
 from streams.pipeline import load_zone_and_rules
 from streams.stages import Classifier, Merger, Outbox, Queued, Router
+from streams.tables import ChangelogTable
 from streams.units_board import UnitBoard
 
 NOW = datetime.now(UTC)
@@ -75,11 +80,13 @@ class Stages:
                 reported_at=NOW - timedelta(milliseconds=n),
             )
             assert self.board.apply(status)
+        self.alarms = ChangelogTable("incident-alarms", "t-incident-alarms", partitions=4)
         self.classifier = Classifier(zone=zone, rules=rules)
-        self.merger = Merger(merges=self.merges)
+        self.merger = Merger(merges=self.merges, window=policy_of(zone).merge_window)
         self.router = Router(
             incidents=self.incidents,
             deadlines=self.deadlines,
+            alarms=self.alarms,
             board=self.board,
             routing=RoutingPolicy(),
             lifecycle=LifecyclePolicy(),
@@ -194,3 +201,108 @@ def test_a_handler_bug_costs_only_its_own_record(zone_and_rules: tuple[Zone, Rul
     (letter,) = [decode(DeadLetter, v) for v in of(out, ALARMS_DLQ)]
     assert (letter.offset, letter.value) == (1, b"bad")
     assert letter.reason == "internal error in classify: ValueError: boom"
+
+
+def raw_at(place_id: str, text: str, *, at: datetime = NOW) -> RawAlarm:
+    """Return a hotline alarm at a zone place."""
+    return RawAlarm(
+        alarm_id=uuid.uuid4(),
+        received_at=at,
+        source_kind=SourceKind.HOTLINE,
+        source_id="hotline-1",
+        text=text,
+        place_id=place_id,
+    )
+
+
+def changes_of(out: Queued) -> list[IncidentStateChange]:
+    return [decode(IncidentStateChange, v) for v in of(out, INCIDENTS_STATE)]
+
+
+def classified_of(stages: Stages, alarm: RawAlarm) -> bytes:
+    """Return the alarms.classified record the first two stages make of an alarm."""
+    out = Queued()
+    stages.classifier.alarm(record("alarms.raw", encode(alarm)), out, NOW)
+    (located,) = of(out, ALARMS_LOCATED)
+    stages.merger.located(record("alarms.located", located), out, NOW)
+    (classified,) = of(out, ALARMS_CLASSIFIED)
+    return classified
+
+
+def test_a_replayed_alarm_is_recognised_however_many_alarms_merged_after_it(
+    zone_and_rules: tuple[Zone, Rules],
+) -> None:
+    stages = Stages(*zone_and_rules)
+    place = zone_and_rules[0].places_of_type(PlaceType.ENTERPRISE)[0].id
+    first = classified_of(stages, raw_at(place, "有人翻墙进入厂区"))
+    stages.router.classified(record("alarms.classified", first), Queued(), NOW)
+    repeats = [classified_of(stages, raw_at(place, "有人翻墙进入厂区")) for _ in range(40)]
+    for n, value in enumerate(repeats):
+        stages.router.classified(record("alarms.classified", value, offset=n + 1), Queued(), NOW)
+    # Far more alarms than an incident keeps ids of came after these two: both replays are
+    # still known, and change nothing.
+    replayed = Queued()
+    stages.router.classified(record("alarms.classified", repeats[0], offset=99), replayed, NOW)
+    stages.router.classified(record("alarms.classified", first, offset=100), replayed, NOW)
+    assert replayed.records == []
+    (stored,) = stages.incidents.values()
+    assert Incident.model_validate_json(stored).alarm_count == 41
+
+
+def test_an_alarm_after_its_incident_closed_opens_a_new_incident_once(
+    zone_and_rules: tuple[Zone, Rules],
+) -> None:
+    stages = Stages(*zone_and_rules)
+    place = zone_and_rules[0].places_of_type(PlaceType.ENTERPRISE)[0].id
+    out = stages.through(raw_at(place, "厂区门口有人打架"))
+    (closed_id,) = {c.incident_id for c in changes_of(out)}
+    close = CommanderCommand(
+        event_id=uuid.uuid4(),
+        incident_id=closed_id,
+        action=CommanderAction.CLOSE,
+        actor="commander-1",
+        issued_at=NOW,
+    )
+    stages.router.command(record("commander.commands", encode(close)), Queued(), NOW)
+    # A new fight at the same gate inside the merge window: the merge step sends it to the
+    # closed incident, which sends it back to open an incident of its own.
+    later = raw_at(place, "厂区门口又打起来了", at=NOW + timedelta(minutes=1))
+    back = Queued()
+    stages.router.classified(record("alarms.classified", classified_of(stages, later)), back, NOW)
+    assert changes_of(back) == []
+    (located,) = of(back, ALARMS_LOCATED)
+    reopened = Queued()
+    stages.merger.located(record("alarms.located", located), reopened, NOW)
+    (classified,) = of(reopened, ALARMS_CLASSIFIED)
+    routed = Queued()
+    stages.router.classified(record("alarms.classified", classified), routed, NOW)
+    opened = changes_of(routed)
+    assert {c.incident_id for c in opened} == {provisional_incident_id(later.alarm_id)}
+    assert [c.state for c in opened][:2] == ["classified", "dispatched"]
+    assert of(routed, DISPATCH_ASSIGNMENTS)
+    # The next alarm of the storm joins the new incident: no second new one, no escalation.
+    third = raw_at(place, "打架的人还没走", at=NOW + timedelta(minutes=2))
+    merged = Queued()
+    stages.router.classified(record("alarms.classified", classified_of(stages, third)), merged, NOW)
+    assert [(c.incident_id, c.state) for c in changes_of(merged)] == [
+        (provisional_incident_id(later.alarm_id), "merged")
+    ]
+
+
+def test_a_merged_alarm_that_reports_people_trapped_sends_what_the_incident_now_needs(
+    zone_and_rules: tuple[Zone, Rules],
+) -> None:
+    stages = Stages(*zone_and_rules)
+    place = zone_and_rules[0].places_of_type(PlaceType.ENTERPRISE)[0].id
+    first = stages.through(raw_at(place, "仓库冒烟了"))
+    sent = {decode(Assignment, v).unit_id for v in of(first, DISPATCH_ASSIGNMENTS)}
+    out = Queued()
+    trapped = raw_at(place, "仓库着火了,有人被困在里面")
+    stages.router.classified(record("alarms.classified", classified_of(stages, trapped)), out, NOW)
+    merge = changes_of(out)[0]
+    assert merge.state == "merged"
+    assert merge.priority == "P1"
+    added = [decode(Assignment, v) for v in of(out, DISPATCH_ASSIGNMENTS)]
+    # An ambulance now, and nobody sent twice.
+    assert any(a.unit_id.startswith("med") for a in added), added
+    assert not {a.unit_id for a in added if a.kind == "assignment"} & sent
