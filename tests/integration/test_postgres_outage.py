@@ -83,12 +83,12 @@ async def test_a_command_refused_while_postgres_is_down_was_not_sent_and_its_res
             await cmd.send(**cancel)
             down = await cmd.expect(ErrorFrame)
             assert (down.code, down.ref) == (ErrorCode.UNAVAILABLE, "c-1")
-            assert "nothing was sent" in down.message
             # True: it is not on Kafka (a command is sent only once it is on record).
             assert (
                 await read_all(running_stack.bootstrap_servers, topics.commands, CommanderCommand)
                 == []
             )
+            assert "nothing was sent" in down.message
         # The same frame once PostgreSQL is back: recorded, audited, sent, answered ok.
         await cmd.send(**cancel)
         ok = await cmd.expect(OkFrame)
