@@ -68,6 +68,13 @@ def services(settings: Settings) -> list[ServiceSpec]:
             f"http://{host}:{settings.push_port}/readyz",
         )
     )
+    specs.append(
+        ServiceSpec(
+            "reconciler",
+            (python, "-m", "consumers.reconciler"),
+            f"http://{host}:{settings.reconciler_probe_port}/readyz",
+        )
+    )
     return specs
 
 

@@ -76,6 +76,15 @@ class Settings(BaseSettings):
     # gives each worker its own port from here upward).
     stream_probe_port: int = Field(default=8090, ge=0, le=65535)
 
+    # The reconciler (docs/reliability.md): an alarm with no decision this long after it was
+    # received is published again and shown to the commander as overdue; it looks this often,
+    # and reminds the commander this often while the alarm stays undecided.
+    reconcile_after_s: float = Field(default=30.0, gt=0, le=3600)
+    reconcile_every_s: float = Field(default=5.0, gt=0, le=600)
+    reconcile_remind_every_s: float = Field(default=300.0, gt=0, le=86_400)
+    # Where the reconciler answers /healthz and /readyz (0: no probe server).
+    reconciler_probe_port: int = Field(default=8093, ge=0, le=65535)
+
     startup_timeout_s: float = Field(default=90.0, gt=0)
 
     @property

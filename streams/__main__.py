@@ -14,7 +14,7 @@ from dispatch.settings import Settings
 from infra.errors import InfraError
 from infra.topics import declare_catalog_topics
 from streams.pipeline import build_pipeline, parse_stages
-from streams.probe import serve_probes
+from streams.probe import serve_stream_probes
 
 log = logging.getLogger("streams")
 
@@ -33,7 +33,7 @@ async def run(settings: Settings, stages: Sequence[str], instance: str | None) -
     pipeline = build_pipeline(settings, stages=stages, instance=instance)
     probes = None
     if settings.stream_probe_port:
-        probes, _ = serve_probes(
+        probes, _ = serve_stream_probes(
             pipeline, host=settings.gateway_host, port=settings.stream_probe_port
         )
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -14,6 +16,26 @@ from infra import stack
 from infra.topics import TopicDecl, ensure_topics
 
 INTEGRATION_DIR = Path(__file__).parent / "integration"
+_OWN_BASETEMP = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep this run's temporary files in a directory of its own, outside pytest-of-<user>.
+
+    Every pytest session resets pytest-of-<user> to mode 0700 when it starts; a second test run
+    on the machine would then lock the PostgreSQL server of this one (it runs as another
+    user) out of its own data directory.
+    """
+    if config.option.basetemp is None:
+        config.option.basetemp = tempfile.mkdtemp(prefix="alarm-dispatch-pytest-")
+        config.stash[_OWN_BASETEMP] = config.option.basetemp
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the run's own temporary directory (the session's servers are stopped by now)."""
+    own = config.stash.get(_OWN_BASETEMP, None)
+    if own is not None:
+        shutil.rmtree(own, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

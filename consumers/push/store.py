@@ -6,11 +6,9 @@ Schema: consumers/db/migrations/0003_push.sql; design: docs/protocol.md ("Durabi
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
 
 import asyncpg
 
@@ -18,17 +16,10 @@ import asyncpg
 from consumers.db.faults import DATABASE_DOWN as DATABASE_DOWN
 from consumers.db.faults import describe_fault as describe_fault
 from consumers.db.faults import is_record_fault as is_record_fault
+from consumers.db.pool import connection as connection
 from dispatch.events import Assignment, AssignmentKind
 
 NOTIFY_CHANNEL = "unit_outbox"
-
-
-@asynccontextmanager
-async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    """Borrow a connection from pool, typed as the Connection the store functions take."""
-    async with pool.acquire() as proxy:
-        # The pool's proxy forwards every Connection method; the stubs do not relate the types.
-        yield cast(asyncpg.Connection, proxy)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ COMMANDS = {
     "route": ["streams", "--stage", "route"],
     "intake": ["consumers.intake"],
     "push": ["consumers.push"],
+    "reconciler": ["consumers.reconciler"],
 }
 # ${NAME}, ${NAME:-default}, ${NAME:?error}: compose's interpolation.
 VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?::(?P<op>[-?])(?P<arg>[^}]*))?\}")

@@ -1,0 +1,100 @@
+"""Run the reconciler: `python -m consumers.reconciler`, until SIGINT or SIGTERM (exit 0); a
+part that fails ends it with 1, for its supervisor to start it again."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from typing import Any
+
+import asyncpg
+
+from consumers.db import migrate
+from consumers.db.pool import connection
+from consumers.kafka_producer import RecoveringProducer
+from consumers.probe_server import serve_probes
+from consumers.readiness import alive, check_ready
+from consumers.reconciler.service import Reconciler, Timing
+from dispatch.settings import Settings
+from infra.stack import postgres_url
+from infra.topics import declare_catalog_topics
+from streams.pipeline import load_zone_and_rules
+
+log = logging.getLogger("consumers.reconciler")
+
+
+async def serve(settings: Settings) -> int:
+    """Migrate, start reading and looking, and run until a signal (0) or a failure (1)."""
+    await declare_catalog_topics(settings)
+    zone, rules = load_zone_and_rules(settings)
+    pool = await asyncpg.create_pool(postgres_url(settings), min_size=1, max_size=4)
+    producer = RecoveringProducer(settings.bootstrap_servers)
+    try:
+        async with connection(pool) as conn:
+            await migrate(conn)
+        await producer.start()
+        timing = Timing(
+            bound_s=settings.reconcile_after_s,
+            every_s=settings.reconcile_every_s,
+            report_every_s=settings.reconcile_remind_every_s,
+        )
+        reconciler = Reconciler(
+            bootstrap=settings.bootstrap_servers,
+            pool=pool,
+            producer=producer,
+            zone=zone,
+            rules=rules,
+            timing=timing,
+        )
+
+        async def healthz() -> tuple[int, dict[str, Any]]:
+            return 200, alive()
+
+        async def readyz() -> tuple[int, dict[str, Any]]:
+            readiness = await check_ready(producer=producer, pool=pool)
+            body = readiness.body() | {"reconciler": reconciler.status_body()}
+            return readiness.status_code, body
+
+        probes = None
+        if settings.reconciler_probe_port:
+            probes, _ = serve_probes(
+                {"/healthz": healthz, "/readyz": readyz},
+                host=settings.gateway_host,
+                port=settings.reconciler_probe_port,
+            )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await reconciler.start()
+        try:
+            stopped = asyncio.create_task(stop.wait())
+            failed = asyncio.create_task(reconciler.wait_failed())
+            done, _ = await asyncio.wait({stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (stopped, failed):
+                task.cancel()
+            if failed in done and not failed.cancelled():
+                log.error("reconciler failed: %r", failed.result())
+                return 1
+            return 0
+        finally:
+            await reconciler.stop()
+            if probes is not None:
+                probes.should_exit = True
+    finally:
+        await producer.stop()
+        await pool.close()
+
+
+def main() -> int:
+    """Build the settings and run the reconciler in the foreground."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return asyncio.run(serve(Settings()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
