@@ -168,9 +168,9 @@ class Reconciler:
         for tp, records in batch.items():
             for record in records:
                 if tp.topic == self._raw_topic:
-                    alarms.extend(_seen(record))
+                    alarms.extend(seen_alarms(record))
                 else:
-                    decisions.extend(_decided(record))
+                    decisions.extend(decisions_in(record))
         await self._retry(lambda: self._record(alarms, decisions))
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
         try:
@@ -299,7 +299,8 @@ async def _one(
         log.error("ledger refused %s: %s", alarms or decisions, describe_fault(exc))
 
 
-def _seen(record: ConsumerRecord[Any, Any]) -> list[SeenAlarm]:
+def seen_alarms(record: ConsumerRecord[Any, Any]) -> list[SeenAlarm]:
+    """Return the alarm an alarms.raw record holds (none for one that is not an alarm)."""
     # An invalid raw alarm is the classify stage's to dead-letter; it has no alarm id to wait for.
     try:
         alarm = decode(RawAlarm, record.value or b"")
@@ -308,7 +309,8 @@ def _seen(record: ConsumerRecord[Any, Any]) -> list[SeenAlarm]:
     return [SeenAlarm(alarm, record.partition, record.offset, record.value)]
 
 
-def _decided(record: ConsumerRecord[Any, Any]) -> list[Decision]:
+def decisions_in(record: ConsumerRecord[Any, Any]) -> list[Decision]:
+    """Return what an incidents.state record decides (nothing for one it cannot read)."""
     try:
         change = decode(IncidentStateChange, record.value or b"")
     except InvalidEvent as exc:
