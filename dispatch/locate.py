@@ -59,7 +59,7 @@ def locate(zone: Zone, alarm: RawAlarm) -> Location:
         or (zone.find_place_by_name(alarm.place_name) if alarm.place_name else None)
         or (zone.find_place_in_text(alarm.place_name) if alarm.place_name else None)
         or _known(zone, alarm.enterprise_id)
-        or zone.find_place_in_text(alarm.text)
+        or _mentioned(zone, alarm)
     )
     # A device's own fix is more precise than the place's reference point.
     position = alarm.position or (place.position if place else None)
@@ -70,6 +70,15 @@ def locate(zone: Zone, alarm: RawAlarm) -> Location:
         )
     grid = zone.grid_at(position)
     return Location(position=position, grid_id=grid.id if grid else None, place=place)
+
+
+def _mentioned(zone: Zone, alarm: RawAlarm) -> Place | None:
+    # An alarm raised for one enterprise (its desk, its guards) is never moved to another
+    # enterprise because its text names one: that would put it on the other's board.
+    place = zone.find_place_in_text(alarm.text)
+    if place is None or alarm.enterprise_id is None or place.type is not PlaceType.ENTERPRISE:
+        return place
+    return place if place.id == alarm.enterprise_id else None
 
 
 def merge_key(category: str, location: Location) -> str:

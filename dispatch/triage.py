@@ -76,7 +76,8 @@ def located_alarm(
         place_name=place_label(where.place.name if where.place else None, alarm.place_name),
         place_type=where.place_type,
         school_id=where.school_id,
-        enterprise_id=where.enterprise_id,
+        # An alarm raised for an enterprise stays that enterprise's wherever it is placed.
+        enterprise_id=where.enterprise_id or alarm.enterprise_id,
         merge_key=merge_key(verdict.category, where),
         received_at=alarm.received_at,
         classified_at=now,

@@ -163,9 +163,10 @@ def test_health_checks_run_code_that_exists(compose: dict[str, Any], service: st
         compile(what, f"<{service} health check>", "exec")
     else:
         importlib.import_module(what)
-    if service in STAGES:
-        # A stream worker's check asks the worker's own readiness probe.
-        assert (what, args) == ("streams.health", [])
+    # Each check asks the service's own readiness probe.
+    if flag == "-m":
+        assert what == "consumers.health"
+        assert args == ["stream" if service in STAGES else service]
 
 
 def test_dependencies_wait_for_health(compose: dict[str, Any]) -> None:

@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from dispatch.classify import default_rules_path, load_rules
 from dispatch.events import PlaceType, Position, RawAlarm, SourceKind
 from dispatch.locate import LocationUnresolved, locate, merge_key
+from dispatch.triage import triage
 from dispatch.zone import Zone, default_zone_path, load_zone
 
 
@@ -97,3 +99,24 @@ def test_merge_key_by_cell_for_bare_positions() -> None:
     keys = {merge_key("intrusion", locate(demo(), alarm(position=p))) for p in near}
     assert len(keys) == 1
     assert merge_key("intrusion", locate(demo(), alarm(position=far))) not in keys
+
+
+def test_an_enterprise_alarm_is_not_moved_to_another_enterprise_its_text_names() -> None:
+    zone = load_zone(default_zone_path())
+    own, other = zone.places_of_type(PlaceType.ENTERPRISE)[:2]
+    # The desk's enterprise is not a place of this zone: the text names another one.
+    alarm = RawAlarm(
+        alarm_id=uuid.uuid4(),
+        received_at=datetime.now(UTC),
+        source_kind=SourceKind.DESK,
+        source_id="desk-elsewhere",
+        enterprise_id="ent-not-in-this-zone",
+        text=f"{other.name}门口有人打架",
+        position=own.position,
+    )
+    where = locate(zone, alarm)
+    assert where.place is None or where.place.id != other.id
+    assert where.enterprise_id != other.id
+    # Placed by its position, it stays its own enterprise's.
+    located = triage(zone, load_rules(default_rules_path()), alarm, now=datetime.now(UTC))
+    assert located.enterprise_id == "ent-not-in-this-zone"
