@@ -154,10 +154,6 @@ class UnitIndex:
                 del self._sizes[key], self._speeds[key], self._cells[key]
         return record
 
-    def count_with(self, capability: str) -> int:
-        """Return how many positioned units offer a capability, whatever their availability."""
-        return self._sizes.get(_capability_key(capability, False), 0)
-
     def homed_at(self, place_id: str) -> Iterator[UnitRecord]:
         """Yield the units whose home place is place_id (a school's officers, a firm's guards)."""
         for unit_id in sorted(self._homes.get(place_id, ())):

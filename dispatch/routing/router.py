@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -24,6 +24,9 @@ from dispatch.routing.units import UnitRecord
 from dispatch.zone.model import UnitKind
 
 MAX_PARTS = 10  # an incident sends at most this many units at once (Incident.units_needed)
+# What holding a part costs a unit already on its way: below any ETA, so the assignment keeps
+# every engaged unit on a part whenever it can, and sends new units only for the rest.
+ENGAGED_COST = -1e7
 
 
 class InvalidRoutingRequest(ValueError):
@@ -178,22 +181,6 @@ class _Planner:
             reason = CandidateReason.BEST_ETA
         return Candidate(unit.unit_id, eta_s, reason, part)
 
-    def open_parts(self, engaged: Iterable[UnitRecord], fleet: Callable[[str], int]) -> list[str]:
-        """Return the parts the engaged units do not already hold.
-
-        An engaged unit that could hold several parts is counted on the rarest (fewest units
-        in the fleet offer it): the hazmat truck holds `hazmat`, so a fire engine that declines
-        reopens `fire`, which any engine can fill, and not the part only the truck can.
-        """
-        holders = sorted(engaged, key=lambda u: u.unit_id)
-        rarity = [0 if p == SCHOOL_OFFICER_PART else fleet(p) for p in self.parts]
-        held = assign(
-            len(self.parts),
-            len(holders),
-            lambda p, u: float(rarity[p]) if self.can_fill(holders[u], self.parts[p]) else None,
-        )
-        return [part for part, holder in zip(self.parts, held, strict=True) if holder is None]
-
     def officers(self, homed: Iterable[UnitRecord]) -> list[UnitRecord]:
         return [u for u in homed if self.own_officer(u) and self.ready(u)]
 
@@ -226,13 +213,24 @@ class _Planner:
         )
 
     def fill(
-        self, parts: list[str], pool: Iterable[UnitRecord]
+        self, parts: list[str], pool: Iterable[UnitRecord], engaged: Iterable[UnitRecord] = ()
     ) -> tuple[list[Candidate], list[str]]:
-        """Fill the parts from the candidate units at least total ETA; return what stays open."""
-        columns = sorted(
-            {u.unit_id: u for u in pool}.values(), key=lambda u: (self.adjusted(u), u.unit_id)
+        """Fill the parts from the engaged units and the candidates; return the candidates
+        chosen (at least total ETA) and the parts that stay open.
+
+        The engaged units (already on the way) and the candidates are matched to the parts
+        together, the engaged ones first whenever they can be: which part an engaged unit
+        holds is decided with what the free units can fill, so a unit that declines reopens
+        a part some free unit can take whenever one can (an engine that can also carry a
+        stretcher holds the stretcher's part if only an engine is free).
+        """
+        held = sorted({u.unit_id: u for u in engaged}.values(), key=lambda u: u.unit_id)
+        free = sorted(
+            {u.unit_id: u for u in pool if u.unit_id not in {h.unit_id for h in held}}.values(),
+            key=lambda u: (self.adjusted(u), u.unit_id),
         )
-        costs = [self.adjusted(u) for u in columns]
+        columns = [*held, *free]
+        costs = [ENGAGED_COST] * len(held) + [self.adjusted(u) for u in free]
         # A tiny cost by rank makes equal ETAs go to the lower unit id, as a scan would.
         chosen = assign(
             len(parts),
@@ -242,7 +240,7 @@ class _Planner:
         filled = [
             (costs[u], columns[u].unit_id, self.candidate(columns[u], parts[p]))
             for p, u in enumerate(chosen)
-            if u is not None
+            if u is not None and u >= len(held)
         ]
         # Officer's part first, then the parts in order of need, each by ETA.
         order = {part: n for n, part in enumerate(dict.fromkeys(parts))}
@@ -318,7 +316,7 @@ def route(
     """Choose units that together cover the incident's open parts, and mutual-aid guards."""
     planner = _Planner(request, policy, eta)
     engaged = [u for u in map(index.get, sorted(request.engaged_unit_ids)) if u is not None]
-    parts = planner.open_parts(engaged, index.count_with)
+    parts = planner.parts
     school = request.school_place_id
     officers = planner.officers(index.homed_at(school) if school is not None else ())
     skip = {u.unit_id for u in officers}
@@ -327,7 +325,7 @@ def route(
     # a free better one among them to swap in.
     for capability in dict.fromkeys(p for p in parts if p != SCHOOL_OFFICER_PART):
         pool.extend(_best_by_rings(index, planner, capability, skip, len(parts)))
-    primaries, missing = planner.fill(parts, pool)
+    primaries, missing = planner.fill(parts, pool, engaged)
     guards: Iterable[UnitRecord] = ()
     if planner.wants_mutual_aid():
         guards = index.nearby(
@@ -347,11 +345,7 @@ def route_by_scan(
     planner = _Planner(request, policy, eta)
     everyone = list(units)
     engaged = [u for u in everyone if u.unit_id in request.engaged_unit_ids]
-
-    def fleet(capability: str) -> int:
-        return sum(1 for u in everyone if u.position is not None and capability in u.capabilities)
-
-    parts = planner.open_parts(engaged, fleet)
+    parts = planner.parts
     officers = planner.officers(everyone)
     skip = {u.unit_id for u in officers}
     pool = list(officers)
@@ -365,7 +359,7 @@ def route_by_scan(
             and planner.in_range(u)
         )
         pool.extend(unit for _, _, unit in ranked[: len(parts)])
-    primaries, missing = planner.fill(parts, pool)
+    primaries, missing = planner.fill(parts, pool, engaged)
     taken = {c.unit_id for c in primaries}
     guards = [
         u

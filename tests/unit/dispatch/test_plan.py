@@ -243,6 +243,34 @@ def test_an_unclassified_alarm_sends_the_nearest_patrol_and_tells_the_commander(
     assert effects.incident.in_commander_queue
 
 
+def test_a_decline_reopens_the_part_a_free_unit_can_fill() -> None:
+    # Found by the property below: the engine that declined held fire, and the other engaged
+    # unit could hold fire or medical; only a fire unit is free, so the engaged one must be
+    # counted on medical and the free engine sent for fire.
+    idx = index(
+        unit("u00", "fire", 101, capabilities=frozenset({"fire"})),
+        unit("u01", "fire", 100, capabilities=frozenset({"medical", "fire"})),
+        unit("u02", "fire", 100, capabilities=frozenset({"medical", "fire"})),
+        unit("u03", "fire", 100, capabilities=frozenset({"medical", "patrol"})),
+    )
+    policy, routing = LifecyclePolicy(), RoutingPolicy()
+    needs = {"fire": 1, "medical": 1, "patrol": 1}
+    first = plan_dispatch(
+        incident(needs=needs, category=Category.HAZARD),
+        idx,
+        now=NOW,
+        routing=routing,
+        lifecycle=policy,
+    )
+    assert assigned_units(first) == ("u01", "u02", "u03")
+    later = NOW + timedelta(seconds=20)
+    second = plan_dispatch(
+        decline(first.incident, "u01", later), idx, now=later, routing=routing, lifecycle=policy
+    )
+    assert assigned_units(second) == ("u00",)
+    assert not [c for c in second.state_changes if c.state is IncidentState.ESCALATED]
+
+
 CAPS = ("fire", "medical", "patrol", "hazmat")
 
 
