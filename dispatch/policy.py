@@ -30,6 +30,8 @@ class DispatchPolicy:
         """Build the policy objects from a validated `[policy]` table."""
         routing = RoutingPolicy(
             position_max_age=timedelta(seconds=table.position_max_age_s),
+            presence_window=timedelta(seconds=table.presence_window_s),
+            connected_position_max_age=timedelta(seconds=table.connected_position_max_age_s),
             grid_bonus_s=dict(table.grid_bonus_s),
             mutual_aid_radius_m=table.mutual_aid_radius_m,
             mutual_aid_priorities=table.mutual_aid_priorities,

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from dispatch.classify import Rules, classify
+from dispatch.display import printable
 from dispatch.events import (
     ALARMS_CLASSIFIED,
     ALARMS_DLQ,
@@ -44,6 +45,7 @@ from dispatch.events import (
     encode,
     key_of,
 )
+from dispatch.events.assignments import EXCERPT_CHARS
 from dispatch.lifecycle import (
     CommandRejected,
     Effects,
@@ -161,6 +163,12 @@ class Classifier:
             category=verdict.category,
             enterprise_id=alarm.enterprise_id,
             timing=IncidentTiming(received_at=alarm.received_at, classified_at=now),
+            # What the commander needs to place it: the alarm, its words and who to call back.
+            first_alarm_id=alarm.alarm_id,
+            alarm_count=1,
+            text=printable(alarm.text)[:EXCERPT_CHARS],
+            reporter_name=printable(alarm.reporter_name) if alarm.reporter_name else None,
+            reporter_phone=alarm.reporter_phone,
         )
         out.send(INCIDENTS_STATE, str(incident_id).encode(), encode(change))
         dead_letter(out, record, stage="classify", reason=why)

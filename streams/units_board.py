@@ -56,14 +56,10 @@ class UnitBoard:
         record = self.index.get(status.unit_id)
         if record is None:
             return False
-        fixed_at = status.position_at or status.reported_at
         if status.presence:
-            # Only a fix newer than the board's moves the unit (the board may have none yet,
-            # when compaction left only this record).
-            newer = record.position_at is None or fixed_at > record.position_at
-            if status.position is not None and newer:
-                record = replace(record, position=status.position, position_at=fixed_at)
-                self.index.upsert(record)
+            # The unit is connected: heard from now, a newer fix moves it, and its
+            # availability stays as it is (UnitRecord.with_status).
+            self.index.upsert(record.with_status(status))
             self.applied += 1
             return True
         reserved_at = self._reserved.get(status.unit_id)
@@ -73,10 +69,7 @@ class UnitBoard:
                 status = status.model_copy(update={"status": UnitAvailability.ASSIGNED})
             else:
                 del self._reserved[status.unit_id]
-        updated = record.with_status(status)
-        if status.position is not None:
-            updated = replace(updated, position_at=fixed_at)
-        self.index.upsert(updated)
+        self.index.upsert(record.with_status(status))
         self.applied += 1
         return True
 

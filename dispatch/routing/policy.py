@@ -26,6 +26,12 @@ class RoutingPolicy:
     """Tunable routing rules; the defaults are the demo zone's (docs/routing.md)."""
 
     position_max_age: timedelta = timedelta(minutes=5)
+    # A unit whose phone is connected (its gateway's presence record within presence_window)
+    # keeps an older fix routable, up to connected_position_max_age: a parked patrol that
+    # stopped reporting is still where it said it was. Its ETA counts the fix's age beyond
+    # position_max_age at STALE_FIX_PENALTY, so an equally near fresh unit goes first.
+    presence_window: timedelta = timedelta(seconds=90)
+    connected_position_max_age: timedelta = timedelta(minutes=30)
     # Taken off the grid's own patrols' ETA when ranking, per priority: it is the most ETA the
     # preference for them can cost an incident of that priority.
     grid_bonus_s: Mapping[Priority, float] | float = field(
@@ -56,6 +62,8 @@ class RoutingPolicy:
             )
         if self.position_max_age <= timedelta(0):
             raise InvalidRoutingPolicy("position_max_age must be positive")
+        if self.presence_window < timedelta(0) or self.connected_position_max_age < timedelta(0):
+            raise InvalidRoutingPolicy("presence_window and connected_position_max_age >= 0")
 
     def grid_bonus_for(self, priority: Priority) -> float:
         """Return the grid bonus in seconds for an incident of this priority."""

@@ -27,6 +27,9 @@ MAX_PARTS = 10  # an incident sends at most this many units at once (Incident.un
 # What holding a part costs a unit already on its way: below any ETA, so the assignment keeps
 # every engaged unit on a part whenever it can, and sends new units only for the rest.
 ENGAGED_COST = -1e7
+# Seconds of ranking added per second a connected unit's fix is older than position_max_age:
+# 30 min old costs it 2.5 min against a fresh unit equally near.
+STALE_FIX_PENALTY = 0.1
 
 
 class InvalidRoutingRequest(ValueError):
@@ -110,6 +113,8 @@ class _Planner:
         self.policy = policy
         self.eta = eta
         self.max_age_s = policy.position_max_age.total_seconds()
+        self.seen_within_s = policy.presence_window.total_seconds()
+        self.connected_max_age_s = policy.connected_position_max_age.total_seconds()
         self.bonus_s = policy.grid_bonus_for(request.priority) if request.grid_id else 0.0
         self.backup = request.priority in policy.school_backup_priorities
         school = request.school_place_id is not None
@@ -122,7 +127,12 @@ class _Planner:
             unit.availability is UnitAvailability.AVAILABLE
             and unit.unit_id not in self.request.excluded_unit_ids
             and unit.unit_id not in self.request.engaged_unit_ids
-            and unit.is_fresh(self.request.now, self.max_age_s)
+            and unit.is_fresh(
+                self.request.now,
+                self.max_age_s,
+                seen_within_s=self.seen_within_s,
+                connected_max_age_s=self.connected_max_age_s,
+            )
         )
 
     def own_officer(self, unit: UnitRecord) -> bool:
@@ -157,10 +167,15 @@ class _Planner:
         """Return the ETA used for ranking: the grid's own patrol gets its bonus off."""
         if self.own_officer(unit) and not self.backup:
             return 0.0  # the school's own officer, whatever the distance, below urgent
-        eta_s = self.eta(unit, self.request.position)
+        eta_s = self.eta(unit, self.request.position) + self.stale_penalty(unit)
         if self.is_grid_patrol(unit):
             return eta_s - self.bonus_s
         return eta_s
+
+    def stale_penalty(self, unit: UnitRecord) -> float:
+        """Return the seconds a fix older than position_max_age adds to a unit's ranking."""
+        age = unit.fix_age_s(self.request.now)
+        return 0.0 if age is None else max(0.0, age - self.max_age_s) * STALE_FIX_PENALTY
 
     def is_grid_patrol(self, unit: UnitRecord) -> bool:
         grid = self.request.grid_id

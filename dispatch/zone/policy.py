@@ -30,8 +30,12 @@ class PolicyTable(EventModel):
 
     # Repeats of one place and kind within this time of the first alarm join its incident.
     merge_window_s: Timeout = 600.0
-    # A unit's position older than this is not trusted for routing.
+    # A unit's position older than this is not trusted for routing...
     position_max_age_s: Timeout = 300.0
+    # ...unless its phone is connected (a presence record within this) and the fix is at most
+    # connected_position_max_age_s old.
+    presence_window_s: Seconds = 90.0
+    connected_position_max_age_s: Seconds = 1800.0
     max_search_radius_m: float = Field(default=30_000.0, gt=0, le=500_000)
     mutual_aid_radius_m: float = Field(default=1_000.0, ge=0, le=50_000)
     mutual_aid_priorities: frozenset[Priority] = frozenset(URGENT)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +22,7 @@ from dispatch.events import (
     ResponseEvent,
     SourceKind,
     UnitAvailability,
+    UnitStatus,
 )
 from dispatch.lifecycle import (
     Incident,
@@ -324,3 +326,60 @@ def test_rerouting_after_a_decline_touches_no_other_part(
     untried = [u for u in idx if u.unit_id != quitter]
     can = lambda u, part: part in u.capabilities  # noqa: E731
     assert most_coverable(parts, engaged, can) == most_coverable(parts, untried, can)
+
+
+def test_a_connected_unit_keeps_an_older_fix_routable_a_quiet_disconnected_one_does_not() -> None:
+    # Issue 9: an available patrol 130 m away was skipped for one 13 km away, its last fix
+    # being over 5 minutes old although its phone was connected.
+    near = dataclasses.replace(
+        unit("p-near", "patrol", 130), position_at=NOW - timedelta(minutes=6)
+    )
+    far = unit("p-far", "patrol", 13_000)
+    routing, lifecycle = RoutingPolicy(), LifecyclePolicy()
+    presence = UnitStatus(
+        event_id=uuid.uuid4(),
+        unit_id="p-near",
+        status=UnitAvailability.ASSIGNED,  # a presence record's status never counts
+        position=near.position,
+        position_at=near.position_at,
+        reported_at=NOW - timedelta(seconds=20),
+        presence=True,
+    )
+    connected = near.with_status(presence)
+    assert connected.availability is UnitAvailability.AVAILABLE
+    assert connected.position_at == near.position_at
+    sent = plan_dispatch(
+        incident(needs={"patrol": 1}),
+        index(connected, far),
+        now=NOW,
+        routing=routing,
+        lifecycle=lifecycle,
+    )
+    assert assigned_units(sent) == ("p-near",)
+    # Heard from two minutes ago, nothing since: the old fix is not trusted any more.
+    gone = near.with_status(presence.model_copy(update={"reported_at": NOW - timedelta(minutes=2)}))
+    sent = plan_dispatch(
+        incident(needs={"patrol": 1}),
+        index(gone, far),
+        now=NOW,
+        routing=routing,
+        lifecycle=lifecycle,
+    )
+    assert assigned_units(sent) == ("p-far",)
+
+
+def test_a_fresh_unit_equally_near_goes_before_a_connected_one_with_an_old_fix() -> None:
+    old = dataclasses.replace(
+        unit("p-old", "patrol", 500),
+        position_at=NOW - timedelta(minutes=20),
+        seen_at=NOW - timedelta(seconds=10),
+    )
+    fresh = unit("p-fresh", "patrol", 520)
+    sent = plan_dispatch(
+        incident(needs={"patrol": 1}),
+        index(old, fresh),
+        now=NOW,
+        routing=RoutingPolicy(),
+        lifecycle=LifecyclePolicy(),
+    )
+    assert assigned_units(sent) == ("p-fresh",)

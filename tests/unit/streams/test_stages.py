@@ -306,3 +306,30 @@ def test_a_merged_alarm_that_reports_people_trapped_sends_what_the_incident_now_
     # An ambulance now, and nobody sent twice.
     assert any(a.unit_id.startswith("med") for a in added), added
     assert not {a.unit_id for a in added if a.kind == "assignment"} & sent
+
+
+def test_an_alarm_the_zone_cannot_place_goes_to_the_commander_with_its_caller(
+    zone_and_rules: tuple[Zone, Rules],
+) -> None:
+    stages = Stages(*zone_and_rules)
+    lost = RawAlarm(
+        alarm_id=uuid.uuid4(),
+        received_at=NOW,
+        source_kind=SourceKind.HOTLINE,
+        source_id="hotline-1",
+        text="有人打架,我也不知道这是哪里",
+        reporter_name="王先生",
+        reporter_phone="+86 139 0000 0000",
+    )
+    out = Queued()
+    stages.classifier.alarm(record("alarms.raw", encode(lost)), out, NOW)
+    (shown,) = changes_of(out)
+    assert shown.state == "escalated"
+    assert shown.incident_id == provisional_incident_id(lost.alarm_id)
+    assert shown.first_alarm_id == lost.alarm_id
+    assert (shown.text, shown.reporter_name, shown.reporter_phone) == (
+        lost.text,
+        lost.reporter_name,
+        lost.reporter_phone,
+    )
+    assert len(of(out, ALARMS_DLQ)) == 1
