@@ -261,6 +261,9 @@ class UnitActions(Actions):
         if job.withdrawn_by is not None:
             message = f"this job was withdrawn: see the stand-down at seq {job.withdrawn_by}"
             raise Refused(ErrorCode.JOB_WITHDRAWN, message)
+        if job.is_update:
+            message = f"seq {job.seq} is an update of a job, not a job: answer the job it updates"
+            raise Refused(ErrorCode.NOT_A_JOB, message)
         action = frame.action.as_response()
         event = ResponseEvent(
             event_id=response_event_id(job.assignment_id, action),

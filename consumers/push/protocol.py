@@ -66,6 +66,7 @@ class ErrorCode(StrEnum):
     WRONG_CHANNEL = "wrong_channel"
     UNKNOWN_ASSIGNMENT = "unknown_assignment"
     JOB_WITHDRAWN = "job_withdrawn"
+    NOT_A_JOB = "not_a_job"
     ACK_AHEAD = "ack_ahead"
     RESUME_AHEAD = "resume_ahead"
     RATE_LIMITED = "rate_limited"

@@ -50,6 +50,11 @@ class JobRef:
         """Tell whether this row withdraws a job rather than being one."""
         return self.kind is AssignmentKind.STAND_DOWN
 
+    @property
+    def is_update(self) -> bool:
+        """Tell whether this row tells what changed about a job rather than being one."""
+        return self.kind is AssignmentKind.UPDATE
+
 
 def _job_ref(row: asyncpg.Record, unit_id: str) -> JobRef:
     withdrawn_by = row.get("withdrawn_by")

@@ -36,6 +36,9 @@ class AssignmentKind(StrEnum):
     # Withdraws an earlier job or alert of this unit (reassigned, cancelled, closed, resolved,
     # timed out): it travels the same way, so a unit hears of it in order with its jobs.
     STAND_DOWN = "stand_down"
+    # Tells the units on an incident what a later alarm changed (more urgent, more needed):
+    # the same way as jobs, so a unit on its way hears of it in order with its jobs.
+    UPDATE = "update"
 
 
 class AssignmentRole(StrEnum):
@@ -74,13 +77,16 @@ class Assignment(EventModel):
     # A stand-down's: the assignment id it withdraws, and why.
     withdraws: uuid.UUID | None = Field(default=None, validate_default=True)
     reason: Text | None = None
+    # An update's: the assignment id whose incident changed (the reason says what changed).
+    updates: uuid.UUID | None = Field(default=None, validate_default=True)
 
     # Field validators, not model validators, so that each error names its field.
     @field_validator("kind")
     @classmethod
     def _stand_down_is_version_2(cls, kind: AssignmentKind, info: ValidationInfo) -> AssignmentKind:
-        if kind is AssignmentKind.STAND_DOWN and info.data.get("schema_version") != 2:
-            raise PydanticCustomError("stand_down_version", "a stand_down is schema_version 2")
+        notice = kind in (AssignmentKind.STAND_DOWN, AssignmentKind.UPDATE)
+        if notice and info.data.get("schema_version") != 2:
+            raise PydanticCustomError("notice_version", f"a {kind} is schema_version 2")
         return kind
 
     @field_validator("withdraws")
@@ -96,6 +102,20 @@ class Assignment(EventModel):
         if not standing_down and withdraws is not None:
             raise PydanticCustomError("withdraws_forbidden", "only a stand_down withdraws a job")
         return withdraws
+
+    @field_validator("updates")
+    @classmethod
+    def _only_an_update_updates(
+        cls, updates: uuid.UUID | None, info: ValidationInfo
+    ) -> uuid.UUID | None:
+        if "kind" not in info.data:
+            return updates  # the kind itself is wrong: its own error says so
+        updating = info.data["kind"] is AssignmentKind.UPDATE
+        if updating and updates is None:
+            raise PydanticCustomError("updates_required", "an update names the job it updates")
+        if not updating and updates is not None:
+            raise PydanticCustomError("updates_forbidden", "only an update updates a job")
+        return updates
 
     @field_validator("ack_deadline")
     @classmethod

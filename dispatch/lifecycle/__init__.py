@@ -2,6 +2,7 @@
 
 from dispatch.lifecycle.commands import CommandRejected, apply_command, close, stand_down
 from dispatch.lifecycle.incident import Deadline, Incident, open_incident
+from dispatch.lifecycle.merging import merge_alarm
 from dispatch.lifecycle.policy import LifecyclePolicy
 from dispatch.lifecycle.responses import apply_response, cancel, expire_deadlines
 from dispatch.lifecycle.transitions import (
@@ -10,7 +11,6 @@ from dispatch.lifecycle.transitions import (
     ResponseRejected,
     dispatch_offers,
     escalate,
-    merge_alarm,
     units_still_needed,
 )
 

@@ -16,7 +16,6 @@ from dispatch.events import (
     Assignment,
     AssignmentKind,
     AssignmentRole,
-    ClassifiedAlarm,
     IncidentState,
     IncidentStateChange,
     Party,
@@ -190,58 +189,6 @@ def advance(incident: Incident, state: IncidentState) -> IncidentState:
     if state in PROGRESS and incident.state in PROGRESS:
         return max(incident.state, state, key=PROGRESS.index)
     return state
-
-
-def merged_needs(incident: Incident, alarm: ClassifiedAlarm) -> tuple[tuple[str, int], ...]:
-    """Return the incident's counted needs grown by an alarm's: each capability at the higher
-    count, the incident's own first."""
-    needs = dict(incident.needs)
-    for capability, count in alarm.needs:
-        needs[capability] = max(count, needs.get(capability, 0))
-    return tuple(needs.items())
-
-
-def merge_alarm(incident: Incident, alarm: ClassifiedAlarm) -> Effects:
-    """Fold another alarm of the same place and kind into its open incident.
-
-    The incident takes the more urgent priority and the larger needs of the two. It asks to be
-    routed again (`reroute`) when the alarm made it more urgent or needier (a second call
-    reporting someone trapped), or when it still lacks units and no commander holds it yet.
-    Which alarms an incident already took is the route stage's to remember (every one, not
-    only the recent ids kept here); an alarm among those is a replay and changes nothing.
-    """
-    if alarm.alarm_id in incident.alarm_ids:
-        return Effects(incident)  # replayed input
-    urgent = min(incident.priority, alarm.priority)  # "P1" < "P2": the more urgent wins
-    needs = merged_needs(incident, alarm)
-    capabilities = tuple(
-        dict.fromkeys((*incident.required_capabilities, *alarm.required_capabilities))
-    )
-    grew = urgent != incident.priority or dict(needs) != dict(incident.needs)
-    merged = incident.model_copy(
-        update={
-            "alarm_ids": (*incident.alarm_ids, alarm.alarm_id)[-RECENT_ALARM_IDS:],
-            "alarm_count": max(incident.alarm_count, len(incident.alarm_ids)) + 1,
-            "priority": urgent,
-            "needs": needs,
-            "required_capabilities": capabilities[:8],
-            "units_needed": max(incident.units_needed, alarm.units_needed),
-        }
-    )
-    reason = f"alarm {alarm.alarm_id} merged ({merged.alarm_count} alarms)"
-    if grew:
-        wanted = ", ".join(f"{capability} x{count}" for capability, count in needs)
-        reason += f"; now {urgent}, needs {wanted or 'unchanged'}"
-    change = state_change(
-        merged,
-        IncidentState.MERGED,
-        previous=incident.state,
-        reason=reason,
-        actor=SYSTEM,
-        at=alarm.classified_at,
-    )
-    lacking = units_still_needed(merged) > 0 and not merged.in_commander_queue
-    return Effects(merged, state_changes=(change,), reroute=grew or lacking)
 
 
 def assignment_id_for(incident: Incident, offer: Offer, attempt: int) -> uuid.UUID:

@@ -306,6 +306,15 @@ def test_a_merged_alarm_that_reports_people_trapped_sends_what_the_incident_now_
     # An ambulance now, and nobody sent twice.
     assert any(a.unit_id.startswith("med") for a in added), added
     assert not {a.unit_id for a in added if a.kind == "assignment"} & sent
+    # The units already on their way are told what changed, in the caller's words.
+    updates = [a for a in added if a.kind == "update"]
+    assert {u.unit_id for u in updates} == sent
+    assert all(u.text == trapped.text and u.priority == "P1" for u in updates)
+    assert all(u.reason and "now P1" in u.reason for u in updates)
+    # A replay of the alarm tells nobody again.
+    again = Queued()
+    replayed = record("alarms.classified", classified_of(stages, trapped))
+    stages.router.classified(replayed, again, NOW)
 
 
 def test_an_alarm_the_zone_cannot_place_goes_to_the_commander_with_its_caller(
