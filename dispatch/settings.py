@@ -55,7 +55,9 @@ class Settings(BaseSettings):
     intake_port: int = Field(default=8080, ge=1, le=65535)
     push_port: int = Field(default=8081, ge=1, le=65535)
     # Larger request bodies are refused with 413 before they are read.
-    intake_max_body_bytes: int = Field(default=16_384, ge=1024, le=1_048_576)
+    # A hotline transcript of 20,000 Chinese characters is about 60 KB of UTF-8, up to twice
+    # that JSON-escaped.
+    intake_max_body_bytes: int = Field(default=131_072, ge=1024, le=1_048_576)
     # Requests (intake) or messages (push) per principal per minute before 429.
     rate_limit_per_minute: int = Field(default=120, ge=1, le=100_000)
     push_heartbeat_s: float = Field(default=20.0, gt=0, le=300)

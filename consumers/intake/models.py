@@ -17,6 +17,7 @@ from pydantic_core import PydanticCustomError
 
 from consumers.auth import Principal, Role
 from dispatch.events import (
+    AlarmText,
     IdempotencyKey,
     Identifier,
     Name,
@@ -25,7 +26,6 @@ from dispatch.events import (
     RawAlarm,
     SensorKind,
     SourceKind,
-    Text,
     UtcTimestamp,
 )
 
@@ -53,8 +53,9 @@ class ApiModel(BaseModel):
 class AlarmRequest(ApiModel):
     """An alarm as a client raises it; intake adds the id, the time and the source."""
 
-    text: Annotated[Text, AfterValidator(_printable)] = Field(
-        description="What was reported, Chinese or English (1-2000 characters)."
+    text: Annotated[AlarmText, AfterValidator(_printable)] = Field(
+        description="What was reported, Chinese or English, up to a long hotline transcript "
+        "(1-20000 characters)."
     )
     enterprise_id: Identifier | None = Field(
         default=None,

@@ -13,6 +13,8 @@ from dispatch.events.alarms import (
 )
 from dispatch.events.assignments import Assignment, AssignmentKind, AssignmentRole
 from dispatch.events.base import (
+    ALARM_TEXT_CHARS,
+    AlarmText,
     Capability,
     EventId,
     EventModel,
@@ -72,6 +74,7 @@ __all__ = [
     "ALARMS_DLQ",
     "ALARMS_LOCATED",
     "ALARMS_RAW",
+    "ALARM_TEXT_CHARS",
     "COMMANDER_COMMANDS",
     "DISPATCH_ASSIGNMENTS",
     "DISPATCH_TICKS",
@@ -82,6 +85,7 @@ __all__ = [
     "ROOT_FIELD",
     "TOPICS",
     "UNITS_STATUS",
+    "AlarmText",
     "Assignment",
     "AssignmentKind",
     "AssignmentRole",

@@ -10,6 +10,7 @@ from pydantic import Field, StringConstraints, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from dispatch.events.base import (
+    AlarmText,
     Capability,
     EventId,
     EventModel,
@@ -19,7 +20,6 @@ from dispatch.events.base import (
     ObservedAt,
     Phone,
     Position,
-    Text,
     UtcTimestamp,
 )
 
@@ -97,7 +97,7 @@ class RawAlarm(EventModel):
     source_id: Identifier
     enterprise_id: Identifier | None = None
     idempotency_key: IdempotencyKey | None = None
-    text: Text
+    text: AlarmText
     sensor_kind: SensorKind | None = None
     # Any, several or none of these: with none, the place comes from the source's identity.
     position: Position | None = None
@@ -138,7 +138,7 @@ class ClassifiedAlarm(EventModel):
     merge_key: MergeKey | None = None
     received_at: UtcTimestamp
     classified_at: UtcTimestamp
-    text: Text
+    text: AlarmText
     source_kind: SourceKind
     source_id: Identifier
     # Copied from alarms.raw: who called it in, and the number to call back.

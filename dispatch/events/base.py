@@ -77,6 +77,10 @@ ShortText = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Summary = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+ALARM_TEXT_CHARS = 20_000
+AlarmText = Annotated[str, StringConstraints(min_length=1, max_length=ALARM_TEXT_CHARS)]
+"""What a caller said: up to a long hotline transcript (about 60 KB of UTF-8 Chinese), which
+the classifier reads whole (docs/classification.md)."""
 
 Identifier = Annotated[
     str,

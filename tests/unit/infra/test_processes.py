@@ -22,16 +22,20 @@ from infra.processes import (
     terminate,
 )
 
-SLEEPER = "import time; time.sleep(600)  # sleeper-marker"
+SLEEPER = "import time; print('up', flush=True); time.sleep(600)  # sleeper-marker"
 
 
 @pytest.fixture
 def sleeper() -> Iterator[subprocess.Popen[bytes]]:
     """Start a child process that would run for ten minutes, and reap it afterwards."""
-    proc = subprocess.Popen([sys.executable, "-c", SLEEPER])
+    proc = subprocess.Popen([sys.executable, "-c", SLEEPER], stdout=subprocess.PIPE)
+    # Until the child has exec'd, its command line is still this process's: wait for its word.
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"up\n"
     yield proc
     proc.kill()
     proc.wait()
+    proc.stdout.close()
 
 
 def test_pid_file_recognises_only_our_live_process(
