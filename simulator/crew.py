@@ -61,6 +61,15 @@ class Crew:
         if self._current is not None and self._current[0] == assignment_id:
             self._current[1].cancel()
 
+    @property
+    def waiting(self) -> int:
+        """Return how many jobs wait for the crew."""
+        return self._orders.qsize()
+
+    def is_withdrawn(self, assignment_id: uuid.UUID) -> bool:
+        """Tell whether the crew was told a job is withdrawn."""
+        return assignment_id in self._withdrawn
+
     def position(self) -> Position:
         """Return where the crew is now."""
         return self.whereabouts.at(asyncio.get_running_loop().time())

@@ -19,6 +19,7 @@ import struct
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from dispatch.events import (
     AssignmentKind,
@@ -32,6 +33,7 @@ from dispatch.triage import provisional_incident_id
 
 # docs/events.md (Bundles): how the internal hops frame several records in one.
 BUNDLE_MAGIC = b"\x00dispatch-bundle/1\n"
+EVER = datetime.min.replace(tzinfo=UTC)
 WITHDRAWN_STATES = frozenset({PartyState.CANCELLED, PartyState.TIMED_OUT})
 # A party in one of these is still on its job (docs/events.md, Party).
 ON_IT = frozenset(
@@ -80,7 +82,8 @@ class Ledger:
     # alarm id -> the incident whose change names it (first_alarm_id, merged_alarm_ids)
     named: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
     dead_lettered: set[uuid.UUID] = field(default_factory=set)
-    withdrawn: dict[str, set[uuid.UUID]] = field(default_factory=dict)
+    # assignment id -> (unit id, incident id, when) of every job the parties show withdrawn
+    withdrawn: dict[uuid.UUID, tuple[str, uuid.UUID, datetime]] = field(default_factory=dict)
     unreadable: int = 0
     _parties: dict[uuid.UUID, dict[uuid.UUID, Party]] = field(default_factory=dict)
 
@@ -102,7 +105,9 @@ class Ledger:
                 and (earlier is None or earlier.state is not PartyState.RESOLVED)
                 and party.unit_id != resolver
             ):
-                self.withdrawn.setdefault(party.unit_id, set()).add(party.assignment_id)
+                self.withdrawn.setdefault(
+                    party.assignment_id, (party.unit_id, change.incident_id, change.at)
+                )
             before[party.assignment_id] = party
 
     def add_dead_letter(self, letter: DeadLetter) -> None:
@@ -131,12 +136,43 @@ class Ledger:
                 found.add(self.named[alarm_id])
         return found
 
-    def units_still_on(self, incident_ids: Iterable[uuid.UUID]) -> int:
-        """Return how many units sent to these incidents are still on them (not alerted guards:
-        an alert stays open on an incident that waits for the commander)."""
+    def _parties_of(
+        self, incident_ids: Iterable[uuid.UUID], since: datetime
+    ) -> list[tuple[uuid.UUID, Party]]:
+        return [
+            (assignment_id, party)
+            for incident_id in incident_ids
+            for assignment_id, party in self._parties.get(incident_id, {}).items()
+            if party.dispatched_at is None or party.dispatched_at >= since
+        ]
+
+    def jobs_sent(
+        self, incident_ids: Iterable[uuid.UUID], since: datetime = EVER
+    ) -> dict[str, set[uuid.UUID]]:
+        """Return, per unit, the jobs and alerts of these incidents dispatched since a moment
+        (a run's alarms may merge into an older incident, whose earlier jobs are not the run's).
+        """
+        sent: dict[str, set[uuid.UUID]] = {}
+        for assignment_id, party in self._parties_of(incident_ids, since):
+            sent.setdefault(party.unit_id, set()).add(assignment_id)
+        return sent
+
+    def jobs_withdrawn(
+        self, incident_ids: Iterable[uuid.UUID], since: datetime = EVER
+    ) -> dict[str, set[uuid.UUID]]:
+        """Return, per unit, the jobs of these incidents the parties show withdrawn since then."""
+        wanted = set(incident_ids)
+        withdrawn: dict[str, set[uuid.UUID]] = {}
+        for assignment_id, (unit_id, incident_id, at) in self.withdrawn.items():
+            if incident_id in wanted and at >= since:
+                withdrawn.setdefault(unit_id, set()).add(assignment_id)
+        return withdrawn
+
+    def units_still_on(self, incident_ids: Iterable[uuid.UUID], since: datetime = EVER) -> int:
+        """Return how many units sent to these incidents since then are still on them (not
+        alerted guards: an alert stays open on an incident that waits for the commander)."""
         return sum(
             1
-            for incident_id in incident_ids
-            for party in self._parties.get(incident_id, {}).values()
+            for _, party in self._parties_of(incident_ids, since)
             if party.kind is AssignmentKind.ASSIGNMENT and party.state in ON_IT
         )

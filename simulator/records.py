@@ -35,6 +35,7 @@ class ShownJob:
     kind: str
     shown_at: datetime
     withdraws: uuid.UUID | None = None
+    dispatched_at: datetime | None = None  # the job's (a stand-down's: when it was withdrawn)
 
 
 @dataclass
@@ -103,6 +104,10 @@ class Screen:
         self._assignment_ids.add(job.assignment_id)
         self.record.shown.append(job)
         return Verdict.SHOWN
+
+    def adopt(self, after_seq: int) -> None:
+        """Go on after the gateway's record, as a phone without its own does (hello: null)."""
+        self.last_shown = after_seq
 
     def forget(self) -> None:
         """Start again from nothing, as after `resume_ahead` (the gateway lost our history)."""

@@ -205,7 +205,7 @@ class UnitClient:
         if misbehaviour is Misbehaviour.NEVER_ACK:
             return
         # On flash first: an ack lost with the connection is made by the next hello.
-        self._handler.acked = max(self._handler.acked, seq)
+        self._handler.acked = max(self._handler.acked or 0, seq)
         with contextlib.suppress(ConnectionLost):
             for _ in range(2 if misbehaviour is Misbehaviour.ACK_TWICE else 1):
                 await self.send({"type": "ack", "seq": seq})

@@ -26,7 +26,7 @@ def parse_job(frame: dict[str, Any]) -> tuple[ShownJob, Position]:
     """Return the job of a job frame and where it is; raise ValueError when it is malformed."""
     try:
         job = frame["assignment"]
-        withdraws = job.get("withdraws")
+        withdraws, dispatched_at = job.get("withdraws"), job.get("dispatched_at")
         shown = ShownJob(
             seq=int(frame["seq"]),
             assignment_id=uuid.UUID(job["assignment_id"]),
@@ -34,6 +34,7 @@ def parse_job(frame: dict[str, Any]) -> tuple[ShownJob, Position]:
             kind=str(job["kind"]),
             shown_at=datetime.now(UTC),
             withdraws=uuid.UUID(withdraws) if withdraws else None,
+            dispatched_at=datetime.fromisoformat(dispatched_at) if dispatched_at else None,
         )
         where = Position(lat=job["position"]["lat"], lon=job["position"]["lon"])
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -46,8 +47,10 @@ class FrameHandler:
 
     def __init__(self, client: UnitClient) -> None:
         self.client = client
-        self.acked = 0  # the flash: the highest seq shown and acknowledged
-        self.forgot = False  # after resume_ahead: say hello with null
+        # The flash: the highest seq shown and acknowledged; None while the phone has no
+        # record of its own (a new phone, or after resume_ahead): it says hello with null and
+        # takes the gateway's record from the resume.
+        self.acked: int | None = None
         self.retry_after_s: float | None = None
         self._asked: int | None = None
         self._gaps: set[tuple[int, int]] = set()
@@ -64,9 +67,13 @@ class FrameHandler:
         if kind == "welcome":
             await self._welcome(frame)
         elif kind == "resume":
+            after_seq = int(frame["after_seq"])
             self.client.screen.resumed(
-                asked=self._asked, after_seq=int(frame["after_seq"]), last_seq=frame["last_seq"]
+                asked=self._asked, after_seq=after_seq, last_seq=int(frame["last_seq"])
             )
+            if self.acked is None:
+                self.client.screen.adopt(after_seq)
+                self.acked = after_seq
             return True
         elif kind == "job":
             await self._job(frame)
@@ -75,7 +82,7 @@ class FrameHandler:
         elif kind == "error":
             self._error(frame)
         elif kind in BOARD_FRAMES:
-            record.violations.append(f"a {kind} frame on the unit channel")
+            record.violations.append(f"{kind} frame on the unit channel")
         else:
             record.unknown_frames.append(kind)
         return False
@@ -84,8 +91,7 @@ class FrameHandler:
         channel, unit_id = frame.get("channel"), frame.get("unit_id")
         if (channel, unit_id) != ("unit", self.client.unit_id):
             self.client.record.violations.append(f"welcome to channel {channel} as {unit_id}")
-        self._asked = None if self.forgot else self.acked
-        self.forgot = False
+        self._asked = self.acked
         await self.client.send({"type": "hello", "last_acked_seq": self._asked})
 
     async def _job(self, frame: dict[str, Any]) -> None:
@@ -119,6 +125,5 @@ class FrameHandler:
         if code == "resume_ahead":
             # Our flash is ahead of the gateway's outbox: forget it, as the docs say.
             self.client.screen.forget()
-            self.acked = 0
-            self.forgot = True
+            self.acked = None
         self.client.answered(frame.get("ref"), Reply(ok=False, code=code, message=message))

@@ -136,7 +136,7 @@ def test_cancelled_and_timed_out_parties_are_withdrawn_jobs() -> None:
             ),
         )
     )
-    assert ledger.withdrawn == {"u1": {a}, "u2": {b}}
+    assert ledger.jobs_withdrawn(ledger.incidents) == {"u1": {a}, "u2": {b}}
 
 
 def test_on_resolution_every_other_active_party_is_withdrawn_not_the_resolver() -> None:
@@ -165,7 +165,7 @@ def test_on_resolution_every_other_active_party_is_withdrawn_not_the_resolver() 
     )
     ledger.add_change(resolved)
     ledger.add_change(resolved)  # a replayed change withdraws nothing more
-    assert ledger.withdrawn == {"u2": {b}}
+    assert ledger.jobs_withdrawn(ledger.incidents) == {"u2": {b}}
 
 
 def test_a_commanders_close_withdraws_every_active_party() -> None:
@@ -182,4 +182,4 @@ def test_a_commanders_close_withdraws_every_active_party() -> None:
             parties=(party("u1", a, PartyState.RESOLVED),),
         )
     )
-    assert ledger.withdrawn == {"u1": {a}}
+    assert ledger.jobs_withdrawn(ledger.incidents) == {"u1": {a}}
