@@ -15,6 +15,9 @@ from datetime import datetime
 from enum import StrEnum
 
 STAND_DOWN = "stand_down"
+UPDATE = "update"
+# Frames of the job stream that are not jobs: they withdraw one, or tell what changed about one.
+NOTICES = frozenset({STAND_DOWN, UPDATE})
 
 
 class Verdict(StrEnum):
@@ -35,7 +38,13 @@ class ShownJob:
     kind: str
     shown_at: datetime
     withdraws: uuid.UUID | None = None
+    updates: uuid.UUID | None = None
     dispatched_at: datetime | None = None  # the job's (a stand-down's: when it was withdrawn)
+
+    @property
+    def is_job(self) -> bool:
+        """Tell a job or an alert from a notice about one (a stand-down, an update)."""
+        return self.kind not in NOTICES
 
 
 @dataclass
@@ -57,9 +66,14 @@ class UnitRecord:
         return {job.withdraws for job in self.shown if job.withdraws is not None}
 
     @property
+    def updates_told(self) -> int:
+        """Return how many updates (what a later alarm changed about a job) were shown."""
+        return sum(1 for job in self.shown if job.kind == UPDATE)
+
+    @property
     def jobs(self) -> list[ShownJob]:
-        """Return the jobs and alerts shown, stand-downs left out."""
-        return [job for job in self.shown if job.kind != STAND_DOWN]
+        """Return the jobs and alerts shown, stand-downs and updates left out."""
+        return [job for job in self.shown if job.is_job]
 
 
 class Screen:

@@ -26,6 +26,7 @@ class UnitAudit:
     violations: tuple[str, ...]
     reconnects: int
     errors: int
+    updates: int
     withdrawn_told: frozenset[uuid.UUID]
     withdrawn_expected: frozenset[uuid.UUID]
 
@@ -104,12 +105,13 @@ def audit_unit(
     return UnitAudit(
         unit_id=record.unit_id,
         jobs_sent=frozenset(sent),
-        jobs_shown=frozenset(job.assignment_id for job in ours if job.withdraws is None),
+        jobs_shown=frozenset(job.assignment_id for job in ours if job.is_job),
         shown_twice=record.shown_twice,
         duplicates=record.duplicates,
         violations=tuple(record.violations),
         reconnects=record.reconnects,
         errors=len(record.errors),
+        updates=record.updates_told,
         withdrawn_told=frozenset(job.withdraws for job in ours if job.withdraws is not None),
         withdrawn_expected=frozenset(withdrawn),
     )
@@ -158,7 +160,7 @@ def summary(report: LedgerReport) -> str:
         f"{report.units_on_jobs}",
         f"jobs       sent per the parties {sum(len(u.jobs_sent) for u in units)}, shown "
         f"{sum(len(u.jobs_shown) for u in units)}, never shown "
-        f"{sum(len(u.not_shown) for u in units)}",
+        f"{sum(len(u.not_shown) for u in units)}; updates shown {sum(u.updates for u in units)}",
         f"units      {len(units)}: shown twice "
         f"{report.shown_twice}, duplicates suppressed {sum(u.duplicates for u in units)}, "
         f"violations {sum(len(u.violations) for u in units)}, reconnects "

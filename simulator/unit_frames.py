@@ -26,7 +26,8 @@ def parse_job(frame: dict[str, Any]) -> tuple[ShownJob, Position]:
     """Return the job of a job frame and where it is; raise ValueError when it is malformed."""
     try:
         job = frame["assignment"]
-        withdraws, dispatched_at = job.get("withdraws"), job.get("dispatched_at")
+        withdraws, updates = job.get("withdraws"), job.get("updates")
+        dispatched_at = job.get("dispatched_at")
         shown = ShownJob(
             seq=int(frame["seq"]),
             assignment_id=uuid.UUID(job["assignment_id"]),
@@ -34,6 +35,7 @@ def parse_job(frame: dict[str, Any]) -> tuple[ShownJob, Position]:
             kind=str(job["kind"]),
             shown_at=datetime.now(UTC),
             withdraws=uuid.UUID(withdraws) if withdraws else None,
+            updates=uuid.UUID(updates) if updates else None,
             dispatched_at=datetime.fromisoformat(dispatched_at) if dispatched_at else None,
         )
         where = Position(lat=job["position"]["lat"], lon=job["position"]["lon"])
@@ -115,7 +117,8 @@ class FrameHandler:
             client.crew.withdraw(job.withdraws)
         elif job.kind == "assignment":
             client.crew.take(Order(job.seq, job.assignment_id, where))
-        # A mutual-aid alert is answered by its acknowledgement.
+        # A mutual-aid alert is answered by its acknowledgement; an update (what a later alarm
+        # changed about a job) is read by the crew on its way, and answered by nothing.
 
     def _error(self, frame: dict[str, Any]) -> None:
         code, message = str(frame.get("code")), str(frame.get("message"))

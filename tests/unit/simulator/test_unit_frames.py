@@ -40,7 +40,12 @@ class Phone(UnitClient):
         return await self._handler.handle(json.dumps(frame))
 
 
-def job(seq: int, kind: str = "assignment", withdraws: uuid.UUID | None = None) -> dict[str, Any]:
+def job(
+    seq: int,
+    kind: str = "assignment",
+    withdraws: uuid.UUID | None = None,
+    updates: uuid.UUID | None = None,
+) -> dict[str, Any]:
     """Return a job frame as the gateway sends it."""
     assignment: dict[str, Any] = {
         "assignment_id": str(uuid.uuid4()),
@@ -52,6 +57,8 @@ def job(seq: int, kind: str = "assignment", withdraws: uuid.UUID | None = None) 
     }
     if withdraws is not None:
         assignment["withdraws"] = str(withdraws)
+    if updates is not None:
+        assignment["updates"] = str(updates)
     return {"type": "job", "seq": seq, "assignment": assignment}
 
 
@@ -95,6 +102,19 @@ async def test_a_stand_down_withdraws_the_job_and_is_acked() -> None:
     assert phone.record.withdrawn_told == {withdrawn}
     assert phone.crew.is_withdrawn(withdrawn)
     assert phone.sent[-1] == {"type": "ack", "seq": 2}
+
+
+async def test_an_update_is_shown_and_acked_but_is_no_job_for_the_crew() -> None:
+    phone = Phone()
+    await connect(phone)
+    first = job(1)
+    await phone.receive(**first)
+    updated = uuid.UUID(first["assignment"]["assignment_id"])
+    await phone.receive(**job(2, kind="update", updates=updated))
+    assert phone.sent[-1] == {"type": "ack", "seq": 2}
+    assert phone.record.updates_told == 1
+    assert [j.seq for j in phone.record.jobs] == [1]
+    assert phone.crew.waiting == 1
 
 
 async def test_a_gap_makes_the_phone_resume_once_then_show_past_it() -> None:
