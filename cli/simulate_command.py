@@ -121,5 +121,7 @@ async def _run(
         except TimeoutError:
             say("not settled in time: the ledger below is as it stands")
         report = sim.report()
+        answered = sim.load.doors_summary()
     say(summary(report))
+    say(answered)
     return 0 if report.holds else EXIT_BROKEN

@@ -56,6 +56,21 @@ class Load:
         ids = [r.alarm_id for client in clients for r in client.record.receipts]
         return ids + [alarm.alarm_id for alarm in self.sensors.record.sent]
 
+    def doors_summary(self) -> str:
+        """Return one line on what the doors answered: attempts, retries, refusals."""
+        desks = [*self.desks.values(), self.hotline]
+        attempts = sum(d.record.attempts for d in desks)
+        retries = sum(d.record.retries for d in desks)
+        refusals = [r for d in desks for r in d.record.refusals]
+        statuses = sorted({str(r.status) for r in refusals})
+        refused = f"{len(refusals)} refused" + (f" ({', '.join(statuses)})" if statuses else "")
+        written = self.sensors.record
+        return (
+            f"doors      intake: {attempts} requests, {retries} retried, {refused}; alarms.raw: "
+            f"{len(written.sent)} written, {written.retries} retried, {len(written.failed)} "
+            "given up"
+        )
+
     async def one(self) -> None:
         """Raise one alarm through a door chosen by the seed."""
         self.sent += 1

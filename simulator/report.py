@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +26,7 @@ class UnitAudit:
     duplicates: int
     violations: tuple[str, ...]
     reconnects: int
-    errors: int
+    errors: tuple[str, ...]  # the codes of the error frames received
     updates: int
     withdrawn_told: frozenset[uuid.UUID]
     withdrawn_expected: frozenset[uuid.UUID]
@@ -110,7 +111,7 @@ def audit_unit(
         duplicates=record.duplicates,
         violations=tuple(record.violations),
         reconnects=record.reconnects,
-        errors=len(record.errors),
+        errors=tuple(code for code, _ in record.errors),
         updates=record.updates_told,
         withdrawn_told=frozenset(job.withdraws for job in ours if job.withdraws is not None),
         withdrawn_expected=frozenset(withdrawn),
@@ -164,7 +165,7 @@ def summary(report: LedgerReport) -> str:
         f"units      {len(units)}: shown twice "
         f"{report.shown_twice}, duplicates suppressed {sum(u.duplicates for u in units)}, "
         f"violations {sum(len(u.violations) for u in units)}, reconnects "
-        f"{sum(u.reconnects for u in units)}, errors received {sum(u.errors for u in units)}",
+        f"{sum(u.reconnects for u in units)}, errors received {_counted(u.errors for u in units)}",
         f"withdrawn  told {sum(len(u.withdrawn_told) for u in units)}, per the parties "
         f"{sum(len(u.withdrawn_expected) for u in units)}, never told "
         f"{sum(len(u.not_told) for u in units)}, told of no such withdrawal "
@@ -183,7 +184,7 @@ def summary(report: LedgerReport) -> str:
         withdrawn = f"{len(u.withdrawn_told)}/{len(u.withdrawn_expected)}"
         lines.append(
             f"{u.unit_id:<24}{shown:>8}{u.shown_twice:>6}{u.duplicates:>6}"
-            f"{withdrawn:>11}{len(u.violations):>6}{u.reconnects:>8}{u.errors:>7}"
+            f"{withdrawn:>11}{len(u.violations):>6}{u.reconnects:>8}{len(u.errors):>7}"
         )
     if len(noted) > MAX_ROWS:
         lines.append(f"… and {len(noted) - MAX_ROWS} more units with jobs")
@@ -194,3 +195,10 @@ def summary(report: LedgerReport) -> str:
         more = len(report.undecided) - MAX_ROWS
         lines.append(f"undecided: {shown}" + (f" … and {more} more" if more > 0 else ""))
     return "\n".join(lines)
+
+
+def _counted(codes: Iterable[tuple[str, ...]]) -> str:
+    counts = Counter(code for some in codes for code in some)
+    if not counts:
+        return "0"
+    return ", ".join(f"{code} {n}" for code, n in counts.most_common())

@@ -118,6 +118,8 @@ class UnitClient:
                 continue
             finally:
                 self._pending.pop(ref, None)
+                if future.done() and not future.cancelled():
+                    future.exception()  # failed with the connection while send failed: seen
             if reply.code == "unavailable":
                 await asyncio.sleep(backoff.next())
             elif reply.code == "rate_limited":
