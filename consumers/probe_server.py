@@ -44,6 +44,9 @@ def serve_probes(
 
     app = Starlette(routes=[route(path, probe) for path, probe in probes.items()])
     # log_config=None: the service's own logging set-up stays as it is.
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+    # No lifespan: the probes need no start-up, and a stopped lifespan task logs a traceback.
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
+    )
     server = ProbeServer(config)
     return server, asyncio.create_task(server.serve(), name="probes")

@@ -1,0 +1,174 @@
+"""Fault scenarios (issue 9): the whole system as `dispatch run` starts it, under a steady load of
+alarms through the intake API and Kafka with every zone unit's phone connected, a fault in the
+middle, and the same ledger at the end of each: every receipted alarm decided, no job shown
+twice on a unit, every unit shown every job and told of every job withdrawn.
+
+Times are measured and recorded (tests/integration/faults/scenario.py, docs/reliability.md),
+never asserted: the machine is shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from dispatch.zone import default_zone_path, load_zone
+from simulator.behaviour import Behaviour, Misbehaviour
+from simulator.load import Storm
+from simulator.report import LedgerReport
+from simulator.session import Simulation
+from tests.integration.faults.scenario import (
+    FAST,
+    Fault,
+    Outcome,
+    Pace,
+    fast_zone,
+    run_scenario,
+)
+from tests.integration.faults.system import System
+
+WORKERS = ("classify worker", "merge worker", "route worker")
+
+
+def holds(report: LedgerReport, outcome: Outcome) -> None:
+    """Assert the ledger every scenario ends with."""
+    assert report.undecided == ()
+    assert report.receipted == report.decided
+    assert report.receipted > 0
+    # A valid load: nothing of it is dead-lettered (a dead letter is not a decision here).
+    assert report.dead_lettered == 0
+    assert report.shown_twice == 0
+    assert [u.unit_id for u in report.units if not u.consistent] == []
+    assert [u.violations for u in report.units if u.violations] == []
+    assert outcome.pushed > 0  # not vacuous: units were sent jobs
+
+
+def kill(service: str, signum: signal.Signals) -> Fault:
+    """A fault: signal one service; measure until it is ready again."""
+
+    async def fault(system: System, _: Simulation) -> dict[str, float]:
+        at = system.signal(service, signum)
+        restarted = await system.until_restarted(service, at)
+        ready_at = await system.until_ready()
+        return {
+            "restarted_after_s": round(restarted - at, 2),
+            "ready_again_s": round(ready_at - at, 2),
+        }
+
+    return fault
+
+
+@pytest.mark.parametrize("service", WORKERS)
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+async def test_a_stream_worker_killed_mid_load_loses_nothing(
+    service: str, signum: signal.Signals
+) -> None:
+    report, outcome = await run_scenario(f"{service} {signum.name}", kill(service, signum))
+    holds(report, outcome)
+
+
+async def test_the_push_gateway_killed_mid_load_every_job_reaches_its_unit_once() -> None:
+    report, outcome = await run_scenario(
+        "push gateway SIGKILL", kill("push gateway", signal.SIGKILL)
+    )
+    holds(report, outcome)
+    assert sum(u.reconnects for u in report.units) > 0  # the phones did reconnect
+
+
+async def test_postgresql_frozen_for_30_s_mid_load() -> None:
+    async def fault(system: System, _: Simulation) -> dict[str, float]:
+        async with system.frozen("postgres"):
+            await asyncio.sleep(30)  # the fault's length is the scenario
+        thawed = time.monotonic()
+        return {"ready_again_s": round(await system.until_ready() - thawed, 2)}
+
+    report, outcome = await run_scenario("PostgreSQL frozen 30 s", fault)
+    holds(report, outcome)
+
+
+async def test_the_broker_frozen_for_20_s_mid_load() -> None:
+    async def fault(system: System, _: Simulation) -> dict[str, float]:
+        async with system.frozen("kafka"):
+            await asyncio.sleep(20)  # the fault's length is the scenario
+        thawed = time.monotonic()
+        return {"ready_again_s": round(await system.until_ready() - thawed, 2)}
+
+    report, outcome = await run_scenario("Kafka frozen 20 s", fault)
+    holds(report, outcome)
+
+
+async def test_the_broker_restarted_mid_load() -> None:
+    async def fault(system: System, _: Simulation) -> dict[str, float]:
+        at = time.monotonic()
+        await asyncio.to_thread(system.restart_broker)
+        back = time.monotonic()
+        return {
+            "broker_down_s": round(back - at, 2),
+            "ready_again_s": round(await system.until_ready() - back, 2),
+        }
+
+    report, outcome = await run_scenario("Kafka restarted", fault)
+    holds(report, outcome)
+
+
+def with_units(
+    misbehaviour: Misbehaviour, count: int, zone_units: list[str]
+) -> dict[str, Behaviour]:
+    """Every unit fast, the first count patrols misbehaving."""
+    behaviours = dict.fromkeys(zone_units, FAST)
+    patrols = [u for u in zone_units if "patrol" in u][:count]
+    for unit_id in patrols:
+        behaviours[unit_id] = replace(FAST, misbehaviour=misbehaviour)
+    return behaviours
+
+
+def zone_unit_ids() -> list[str]:
+    """Return the demo zone's units."""
+    return [u.id for u in load_zone(default_zone_path()).units]
+
+
+async def nothing(_: System, __: Simulation) -> dict[str, float]:
+    """No fault: the misbehaving units are the scenario."""
+    return {}
+
+
+async def test_units_that_never_acknowledge_are_replaced_and_told(tmp_path: Path) -> None:
+    behaviours = with_units(Misbehaviour.NEVER_ACK, 4, zone_unit_ids())
+    report, outcome = await run_scenario(
+        "4 patrols never acknowledge",
+        nothing,
+        behaviours=behaviours,
+        zone_file=fast_zone(tmp_path, accept_s=5.0),
+    )
+    holds(report, outcome)
+    silent = [
+        u for u in report.units if behaviours[u.unit_id].misbehaviour is Misbehaviour.NEVER_ACK
+    ]
+    # Their jobs went to others, and they were told: each withdrawal reached them.
+    assert sum(len(u.withdrawn_told) for u in silent) > 0
+
+
+async def test_units_that_acknowledge_twice_see_nothing_twice() -> None:
+    behaviours = with_units(Misbehaviour.ACK_TWICE, 6, zone_unit_ids())
+    report, outcome = await run_scenario(
+        "6 patrols acknowledge twice", nothing, behaviours=behaviours
+    )
+    holds(report, outcome)
+
+
+async def test_a_storm_from_one_place_while_an_alarm_elsewhere_is_dispatched() -> None:
+    async def fault(_: System, simulation: Simulation) -> dict[str, float]:
+        storm = asyncio.create_task(simulation.load.storm(Storm(count=5000, seconds=10.0)))
+        start = time.monotonic()
+        await storm
+        return {"storm_written_s": round(time.monotonic() - start, 2)}
+
+    report, outcome = await run_scenario(
+        "storm of 5,000 from one place in 10 s", fault, pace=Pace(rate=5.0, duration_s=30.0)
+    )
+    holds(report, outcome)
