@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from typing import Any
+
+from aiokafka import TopicPartition
 
 from consumers.probe_server import ProbeServer, serve_probes
 from streams.pipeline import Pipeline
@@ -26,6 +29,14 @@ def problems(pipeline: Pipeline, *, stall_after_s: float = STALL_AFTER_S) -> dic
     return found
 
 
+def owned_partitions(owned: Iterable[TopicPartition]) -> dict[str, list[int]]:
+    """Return the partitions a worker handles, by topic."""
+    by_topic: dict[str, list[int]] = {}
+    for tp in sorted(owned):
+        by_topic.setdefault(tp.topic, []).append(tp.partition)
+    return by_topic
+
+
 def serve_stream_probes(
     pipeline: Pipeline, *, host: str, port: int
 ) -> tuple[ProbeServer, asyncio.Task[None]]:
@@ -36,8 +47,11 @@ def serve_stream_probes(
 
     async def readyz() -> tuple[int, dict[str, Any]]:
         found = problems(pipeline)
+        owned = {
+            worker.name: owned_partitions(worker.progress.owned) for worker in pipeline.workers
+        }
         if found:
-            return 503, {"status": "not ready", "problems": found}
-        return 200, {"status": "ready", "stages": list(pipeline.stages)}
+            return 503, {"status": "not ready", "problems": found, "partitions": owned}
+        return 200, {"status": "ready", "stages": list(pipeline.stages), "partitions": owned}
 
     return serve_probes({"/healthz": healthz, "/readyz": readyz}, host=host, port=port)
