@@ -35,7 +35,8 @@ from dispatch.triage import provisional_incident_id
 BUNDLE_MAGIC = b"\x00dispatch-bundle/1\n"
 EVER = datetime.min.replace(tzinfo=UTC)
 WITHDRAWN_STATES = frozenset({PartyState.CANCELLED, PartyState.TIMED_OUT})
-# A party in one of these is still on its job (docs/events.md, Party).
+# A party in one of these is still on its job (docs/events.md, Party). Written here from the
+# docs rather than imported from dispatch.lifecycle: the audit must not share the code it audits.
 ON_IT = frozenset(
     {
         PartyState.DISPATCHED,
