@@ -165,7 +165,8 @@ def summary(report: LedgerReport) -> str:
         f"units      {len(units)}: shown twice "
         f"{report.shown_twice}, duplicates suppressed {sum(u.duplicates for u in units)}, "
         f"violations {sum(len(u.violations) for u in units)}, reconnects "
-        f"{sum(u.reconnects for u in units)}, errors received {_counted(u.errors for u in units)}",
+        f"{sum(u.reconnects for u in units)}, errors (frames, failed connects) "
+        f"{_counted(u.errors for u in units)}",
         f"withdrawn  told {sum(len(u.withdrawn_told) for u in units)}, per the parties "
         f"{sum(len(u.withdrawn_expected) for u in units)}, never told "
         f"{sum(len(u.not_told) for u in units)}, told of no such withdrawal "

@@ -61,6 +61,7 @@ class UnitClient:
         self._pending: dict[str, asyncio.Future[Reply]] = {}
         self._handler = FrameHandler(self)
         self._backoff = Backoff()
+        self._sessions = 0
 
     @property
     def behaviour(self) -> Behaviour:
@@ -76,11 +77,7 @@ class UnitClient:
 
     async def _stay_connected(self, crew: asyncio.Task[None]) -> None:
         try:
-            first = True
             while not self.stopped:
-                if not first:
-                    self.record.reconnects += 1
-                first = False
                 wait = await self._connection()
                 if not self.stopped:
                     await asyncio.sleep(wait)
@@ -177,6 +174,10 @@ class UnitClient:
             async for message in ws:
                 resumed = await self._handler.handle(message)
                 if resumed:
+                    # A reconnect is a connection resumed after the first; failed attempts
+                    # are counted among the errors ("connect", or the HTTP status).
+                    self.record.reconnects += self._sessions > 0
+                    self._sessions += 1
                     self._backoff.reset()
                     self.connected.set()
                     reporter = asyncio.create_task(self._report_positions())
