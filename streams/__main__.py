@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 
+from consumers.until_stopped import Stop
 from dispatch.settings import Settings
 from infra.errors import InfraError
 from infra.topics import declare_catalog_topics
@@ -21,15 +21,13 @@ log = logging.getLogger("streams")
 
 async def run(settings: Settings, stages: Sequence[str], instance: str | None) -> int:
     """Declare the topics, run the stages until a signal (0) or a failure (1)."""
+    stop = Stop()
     try:
-        await declare_catalog_topics(settings)
+        if not await stop.unless_requested(declare_catalog_topics(settings)):
+            return 0
     except InfraError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     pipeline = build_pipeline(settings, stages=stages, instance=instance)
     probes = None
     if settings.stream_probe_port:
@@ -37,17 +35,10 @@ async def run(settings: Settings, stages: Sequence[str], instance: str | None) -
             pipeline, host=settings.gateway_host, port=settings.stream_probe_port
         )
     try:
-        await pipeline.start()
+        if not await stop.unless_requested(pipeline.start()):
+            return 0
         log.info("stream worker of %s started", ", ".join(pipeline.stages))
-        stopped = asyncio.create_task(stop.wait())
-        failed = asyncio.create_task(pipeline.wait_failed())
-        done, _ = await asyncio.wait({stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (stopped, failed):
-            task.cancel()
-        if failed in done and not failed.cancelled():
-            log.error("stream worker failed: %s", failed.result())
-            return 1
-        return 0
+        return await stop.or_failure(pipeline.wait_failed(), what="the stream worker")
     finally:
         await pipeline.stop()
         if probes is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 
 import asyncpg
@@ -13,6 +12,7 @@ from consumers.db import migrate
 from consumers.push.gateway import PushGateway
 from consumers.push.gc_tuning import GcTuning
 from consumers.push.store import connection
+from consumers.until_stopped import Stop
 from dispatch.settings import Settings
 from infra.stack import postgres_url
 from infra.topics import declare_catalog_topics
@@ -27,24 +27,11 @@ async def serve(settings: Settings) -> int:
     try:
         async with connection(pool) as conn:
             await migrate(conn)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+        stop = Stop()
         # Entered first, so that the start-up state is frozen before the first connection.
         async with GcTuning.from_settings(settings), PushGateway(settings, pool) as gateway:
             log.info("push gateway on ws://%s:%d", settings.gateway_host, gateway.port)
-            stopped = asyncio.create_task(stop.wait())
-            failed = asyncio.create_task(gateway.wait_failed())
-            done, pending = await asyncio.wait(
-                {stopped, failed}, return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in pending:
-                task.cancel()
-            if failed in done:
-                log.error("the %s stopped unexpectedly; shutting down", failed.result())
-                return 1
-        return 0
+            return await stop.or_failure(gateway.wait_failed(), what="the push gateway")
     finally:
         await pool.close()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 from typing import Any
 
@@ -17,6 +16,7 @@ from consumers.kafka_producer import RecoveringProducer
 from consumers.probe_server import serve_probes
 from consumers.readiness import alive, check_ready
 from consumers.reconciler.service import Reconciler, Timing
+from consumers.until_stopped import Stop
 from dispatch.settings import Settings
 from infra.stack import postgres_url
 from infra.topics import declare_catalog_topics
@@ -64,21 +64,11 @@ async def serve(settings: Settings) -> int:
                 host=settings.gateway_host,
                 port=settings.reconciler_probe_port,
             )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await reconciler.start()
-        try:
-            stopped = asyncio.create_task(stop.wait())
-            failed = asyncio.create_task(reconciler.wait_failed())
-            done, _ = await asyncio.wait({stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (stopped, failed):
-                task.cancel()
-            if failed in done and not failed.cancelled():
-                log.error("reconciler failed: %r", failed.result())
-                return 1
+        stop = Stop()
+        if not await stop.unless_requested(reconciler.start()):
             return 0
+        try:
+            return await stop.or_failure(reconciler.wait_failed(), what="the reconciler")
         finally:
             await reconciler.stop()
             if probes is not None:

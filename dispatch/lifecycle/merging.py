@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from dispatch.display import printable
 from dispatch.events import (
     Assignment,
@@ -15,11 +13,10 @@ from dispatch.events.assignments import EXCERPT_CHARS
 from dispatch.lifecycle.incident import Incident
 from dispatch.lifecycle.transitions import (
     ACTIVE_PARTY_STATES,
-    ID_NAMESPACE,
     RECENT_ALARM_IDS,
-    STAND_DOWN_ACK,
     SYSTEM,
     Effects,
+    notice,
     state_change,
     units_still_needed,
 )
@@ -90,24 +87,13 @@ def update_notices(
         sent = party.kind is AssignmentKind.ASSIGNMENT
         name = printable(alarm.reporter_name) if sent and alarm.reporter_name else None
         notices.append(
-            Assignment(
-                schema_version=2,
-                assignment_id=uuid.uuid5(
-                    ID_NAMESPACE, f"{party.assignment_id}:update:{alarm.alarm_id}"
-                ),
-                incident_id=incident.incident_id,
-                unit_id=party.unit_id,
+            notice(
+                incident,
+                party,
                 kind=AssignmentKind.UPDATE,
-                role=party.role,
-                attempt=max(1, incident.attempt),
-                priority=incident.priority,
-                category=incident.category,
-                position=incident.position,
-                place_name=incident.place_name,
-                dispatched_at=alarm.classified_at,
-                # Nothing escalates on an update; the field keeps the record's one shape.
-                ack_deadline=alarm.classified_at + STAND_DOWN_ACK,
-                summary=printable(f"Update: {alarm.text}")[:200],
+                at=alarm.classified_at,
+                summary=f"Update: {alarm.text}",
+                of=alarm.alarm_id,
                 text=printable(alarm.text)[:EXCERPT_CHARS],
                 # The caller is for the units sent, not for guards alerted to help.
                 reporter_name=name,

@@ -11,7 +11,9 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from dispatch.display import printable
 from dispatch.events import (
     Assignment,
     AssignmentKind,
@@ -99,6 +101,41 @@ class Withdrawal:
     freed_units: tuple[str, ...]
 
 
+def notice(
+    incident: Incident,
+    party: Party,
+    *,
+    kind: AssignmentKind,
+    at: datetime,
+    summary: str,
+    of: object = None,
+    **fields: Any,
+) -> Assignment:
+    """Return a notice to a party about its job (a stand-down, an update), with the incident's
+    fields and the party's unit and role. Its id derives from the job, the kind and `of` (the
+    alarm an update tells of), so a replay makes the very same notice."""
+    assert party.assignment_id is not None  # a party that was never sent a job gets none
+    key = f"{party.assignment_id}:{kind}" + ("" if of is None else f":{of}")
+    return Assignment(
+        schema_version=2,
+        assignment_id=uuid.uuid5(ID_NAMESPACE, key),
+        incident_id=incident.incident_id,
+        unit_id=party.unit_id,
+        kind=kind,
+        role=party.role,
+        attempt=max(1, incident.attempt),
+        priority=incident.priority,
+        category=incident.category,
+        position=incident.position,
+        place_name=incident.place_name,
+        dispatched_at=at,
+        # Nothing escalates on a notice; the field keeps the record's one shape.
+        ack_deadline=at + STAND_DOWN_ACK,
+        summary=printable(summary)[:200],
+        **fields,
+    )
+
+
 def withdraw(
     incident: Incident, parties: Iterable[Party], *, reason: str, at: datetime, frees: bool = True
 ) -> Withdrawal:
@@ -112,22 +149,12 @@ def withdraw(
         if party.assignment_id is None:
             continue  # never sent a job, so there is nothing to withdraw
         stand_downs.append(
-            Assignment(
-                schema_version=2,
-                assignment_id=uuid.uuid5(ID_NAMESPACE, f"{party.assignment_id}:stand_down"),
-                incident_id=incident.incident_id,
-                unit_id=party.unit_id,
+            notice(
+                incident,
+                party,
                 kind=AssignmentKind.STAND_DOWN,
-                role=party.role,
-                attempt=max(1, incident.attempt),
-                priority=incident.priority,
-                category=incident.category,
-                position=incident.position,
-                place_name=incident.place_name,
-                dispatched_at=at,
-                # Nothing escalates on a stand-down; the field keeps the record's one shape.
-                ack_deadline=at + STAND_DOWN_ACK,
-                summary=f"Stand down: {reason}"[:200],
+                at=at,
+                summary=f"Stand down: {reason}",
                 withdraws=party.assignment_id,
                 reason=reason[:2000],
             )

@@ -80,25 +80,25 @@ async def test_the_push_gateway_killed_mid_load_every_job_reaches_its_unit_once(
     assert sum(u.reconnects for u in report.units) > 0  # the phones did reconnect
 
 
-async def test_postgresql_frozen_for_30_s_mid_load() -> None:
+def frozen_for(what: str, seconds: float) -> Fault:
+    """A fault: freeze Kafka or PostgreSQL (SIGSTOP) for a while; measure until all is ready."""
+
     async def fault(system: System, _: Simulation) -> dict[str, float]:
-        async with system.frozen("postgres"):
-            await asyncio.sleep(30)  # the fault's length is the scenario
+        async with system.frozen(what):
+            await asyncio.sleep(seconds)  # the fault's length is the scenario
         thawed = time.monotonic()
         return {"ready_again_s": round(await system.until_ready() - thawed, 2)}
 
-    report, outcome = await run_scenario("PostgreSQL frozen 30 s", fault)
+    return fault
+
+
+async def test_postgresql_frozen_for_30_s_mid_load() -> None:
+    report, outcome = await run_scenario("PostgreSQL frozen 30 s", frozen_for("postgres", 30))
     holds(report, outcome)
 
 
 async def test_the_broker_frozen_for_20_s_mid_load() -> None:
-    async def fault(system: System, _: Simulation) -> dict[str, float]:
-        async with system.frozen("kafka"):
-            await asyncio.sleep(20)  # the fault's length is the scenario
-        thawed = time.monotonic()
-        return {"ready_again_s": round(await system.until_ready() - thawed, 2)}
-
-    report, outcome = await run_scenario("Kafka frozen 20 s", fault)
+    report, outcome = await run_scenario("Kafka frozen 20 s", frozen_for("kafka", 20))
     holds(report, outcome)
 
 
