@@ -45,3 +45,16 @@ class Stop:
             log.error("%s failed: %s; shutting down", what, failure.result())
             return 1
         return 0
+
+
+# A part that needs the broker to stop cleanly (leave its group, flush) waits this long for it.
+PART_STOP_S = 3.0
+
+
+async def stop_part(step: Awaitable[object], *, what: str, seconds: float = PART_STOP_S) -> None:
+    """Await a part's stop, but no longer than seconds: a service asked to stop while Kafka is
+    away must still stop (what it did not commit is read again by the next owner)."""
+    try:
+        await asyncio.wait_for(step, seconds)
+    except TimeoutError:
+        log.warning("%s did not stop cleanly within %.0f s (Kafka away?); going on", what, seconds)

@@ -136,6 +136,12 @@ class Supervisor:
         service.restart_at = None
         self._say(f"{service.spec.name} started (pid {service.process.pid})")
 
+    def process(self, name: str) -> subprocess.Popen[bytes]:
+        """Return a running service's process."""
+        running = next(s for s in self._services if s.spec.name == name)
+        assert running.process is not None, f"{name} is not running"
+        return running.process
+
     def pids(self) -> dict[str, int | None]:
         """Return each service's current pid (None while it waits to be started again)."""
         return {s.spec.name: s.process.pid if s.process else None for s in self._services}

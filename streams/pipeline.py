@@ -14,6 +14,7 @@ from typing import Any, Self
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from consumers.kafka_producer import RecoveringProducer
+from consumers.until_stopped import stop_part
 from dispatch.classify import Rules, default_rules_path, load_rules
 from dispatch.events import ALARMS_DLQ, UNITS_STATUS, encode, key_of
 from dispatch.lifecycle import LifecyclePolicy
@@ -82,10 +83,7 @@ class Pipeline:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        try:
-            await asyncio.wait_for(self.producer.stop(), 10)
-        except TimeoutError:
-            log.warning("stopped the producer without the broker's answer")
+        await stop_part(self.producer.stop(), what="the stage workers' producer")
 
     async def wait_ready(self) -> None:
         """Wait until every worker handles partitions and the unit board has caught up."""

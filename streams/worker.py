@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from consumers.until_stopped import stop_part
 from streams.batching import BATCH_MAX, Handler, frame_writes, run_batch, send_writes
 from streams.restore import restore_tables
 from streams.stages import Outbox, Queued
@@ -169,12 +170,9 @@ class StageWorker:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        try:
-            # Leaving the group needs the broker; a worker stopped while Kafka is down must
-            # still stop (what it did not commit is handled again by the next owner).
-            await asyncio.wait_for(self._consumer.stop(), timeout_s)
-        except TimeoutError:
-            log.warning("%s: left the group without the broker's answer", self.name)
+        # Leaving the group needs the broker; a worker stopped while Kafka is down must still
+        # stop (what it did not commit is handled again by the next owner).
+        await stop_part(self._consumer.stop(), what=f"the {self.name} worker's consumer")
 
     async def wait_failed(self) -> BaseException:
         """Wait until the worker fails (a bug, or a table it could not restore)."""

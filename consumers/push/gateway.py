@@ -21,6 +21,7 @@ from consumers.push.outbox import OutboxListener, OutboxWriter
 from consumers.push.server import PushServer
 from consumers.push.sessions import BoardFeed, Hub, RateLimiter
 from consumers.readiness import check_ready
+from consumers.until_stopped import stop_part
 from dispatch.events import (
     ALARMS_DLQ,
     COMMANDER_COMMANDS,
@@ -154,13 +155,13 @@ class PushGateway:
         if "server" in started:
             await self.server.stop()
         if "writer" in started:
-            await self.writer.stop()
+            await stop_part(self.writer.stop(), what="the outbox writer", seconds=12.0)
         if "feed" in started:
-            await self._feed.stop()
+            await stop_part(self._feed.stop(), what="the board feed")
         if "listener" in started:
             await self._listener.stop()
         if "producer" in started:
-            await self._producer.stop()
+            await stop_part(self._producer.stop(), what="the gateway's producer")
 
     async def wait_failed(self) -> str:
         """Wait until a background part ends (only a bug ends one); return which."""

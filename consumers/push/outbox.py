@@ -30,6 +30,7 @@ from consumers.push.store import (
     describe_fault,
     is_record_fault,
 )
+from consumers.until_stopped import stop_part
 from dispatch.events import (
     MAX_VALUE_BYTES,
     Assignment,
@@ -125,7 +126,7 @@ class OutboxWriter:
         if self._task is not None:
             await asyncio.wait({self._task}, timeout=10)
             await cancel(self._task)
-        await self._consumer.stop()
+        await stop_part(self._consumer.stop(), what="the outbox writer's consumer")
         await self._release()
 
     async def _run(self) -> None:

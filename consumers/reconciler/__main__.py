@@ -16,7 +16,7 @@ from consumers.kafka_producer import RecoveringProducer
 from consumers.probe_server import serve_probes
 from consumers.readiness import alive, check_ready
 from consumers.reconciler.service import Reconciler, Timing
-from consumers.until_stopped import Stop
+from consumers.until_stopped import Stop, stop_part
 from dispatch.settings import Settings
 from infra.stack import postgres_url
 from infra.topics import declare_catalog_topics
@@ -74,7 +74,7 @@ async def serve(settings: Settings) -> int:
             if probes is not None:
                 probes.should_exit = True
     finally:
-        await producer.stop()
+        await stop_part(producer.stop(), what="the reconciler's producer")
         await pool.close()
 
 

@@ -29,6 +29,7 @@ from consumers.kafka_producer import RecoveringProducer
 from consumers.reconciler import ledger
 from consumers.reconciler.ledger import Decision, SeenAlarm
 from consumers.reconciler.overdue import overdue_change
+from consumers.until_stopped import stop_part
 from dispatch.classify import Rules
 from dispatch.events import (
     ALARMS_RAW,
@@ -125,10 +126,7 @@ class Reconciler:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        try:
-            await asyncio.wait_for(self._consumer.stop(), 10)
-        except TimeoutError:
-            log.warning("reconciler left its group without the broker's answer")
+        await stop_part(self._consumer.stop(), what="the reconciler's consumer")
 
     async def wait_for_looks(self, count: int) -> None:
         """Wait until the reconciler has looked at least count times (tests, start-up)."""

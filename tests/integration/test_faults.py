@@ -30,9 +30,10 @@ from tests.integration.faults.scenario import (
     fast_zone,
     run_scenario,
 )
-from tests.integration.faults.system import System
+from tests.integration.faults.system import System, running_system
 
 WORKERS = ("classify worker", "merge worker", "route worker")
+STOP_GUARD_S = 90.0  # a hang guard, not a performance bound
 
 
 def holds(report: LedgerReport, outcome: Outcome) -> None:
@@ -172,3 +173,16 @@ async def test_a_storm_from_one_place_while_an_alarm_elsewhere_is_dispatched() -
         "storm of 5,000 from one place in 10 s", fault, pace=Pace(rate=5.0, duration_s=30.0)
     )
     holds(report, outcome)
+
+
+@pytest.mark.parametrize("service", [*WORKERS, "push gateway", "reconciler"])
+async def test_a_service_asked_to_stop_while_the_broker_is_frozen_stops(service: str) -> None:
+    # Issue 9: stream workers ignored SIGTERM for over 30 s while Kafka was down.
+    async with running_system() as system:
+        process = system.supervisor.process(service)
+        async with system.frozen("kafka"):
+            at = system.signal(service, signal.SIGTERM)
+            code = await asyncio.wait_for(asyncio.to_thread(process.wait), STOP_GUARD_S)
+            stopped_after = round(time.monotonic() - at, 2)
+    print(f"FAULT STOP {service} stopped {stopped_after} s after SIGTERM, Kafka frozen")
+    assert code == 0
