@@ -169,6 +169,10 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
                 break
         output = "".join(lines)
         assert "system running" in output, output
+        # "Running" means ready: every service's own health check passes at that moment.
+        for service in COMMANDS:
+            check = run_health_check(service, stage_env(env, service))
+            assert check.returncode == 0, f"{service} not ready at 'running': {check.stdout}"
         assert "topics created: " in output
         bootstrap = f"127.0.0.1:{env['DISPATCH_KAFKA_PORT']}"
         partitions, _ = asyncio.run(describe(bootstrap, list(TOPICS)))
