@@ -34,6 +34,7 @@ from dispatch.events.catalog import (
     ALARMS_LOCATED,
     ALARMS_RAW,
     COMMANDER_COMMANDS,
+    COMMANDER_OUTCOMES,
     DISPATCH_ASSIGNMENTS,
     DISPATCH_TICKS,
     INCIDENTS_STATE,
@@ -49,7 +50,12 @@ from dispatch.events.catalog import (
     key_of,
     spec_for,
 )
-from dispatch.events.commands import CommanderAction, CommanderCommand
+from dispatch.events.commands import (
+    CommanderAction,
+    CommanderCommand,
+    CommandOutcome,
+    CommandResult,
+)
 from dispatch.events.dead_letters import (
     MAX_KEY_BYTES,
     MAX_VALUE_BYTES,
@@ -76,6 +82,7 @@ __all__ = [
     "ALARMS_RAW",
     "ALARM_TEXT_CHARS",
     "COMMANDER_COMMANDS",
+    "COMMANDER_OUTCOMES",
     "DISPATCH_ASSIGNMENTS",
     "DISPATCH_TICKS",
     "INCIDENTS_STATE",
@@ -92,6 +99,8 @@ __all__ = [
     "Capability",
     "Category",
     "ClassifiedAlarm",
+    "CommandOutcome",
+    "CommandResult",
     "CommanderAction",
     "CommanderCommand",
     "DeadLetter",

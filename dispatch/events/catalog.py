@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from dispatch.events.alarms import ClassifiedAlarm, LocatedAlarm, RawAlarm
 from dispatch.events.assignments import Assignment
 from dispatch.events.base import EventModel
-from dispatch.events.commands import CommanderCommand
+from dispatch.events.commands import CommanderCommand, CommandOutcome
 from dispatch.events.dead_letters import MAX_FIELD_CHARS, MAX_REASON_CHARS, DeadLetter, FieldError
 from dispatch.events.incidents import IncidentStateChange
 from dispatch.events.responses import ResponseEvent
@@ -79,6 +79,14 @@ COMMANDER_COMMANDS = TopicSpec(
     description="Commanders' manual assign, reassign, cancel and close, applied by route.",
     retention_days=30,
 )
+COMMANDER_OUTCOMES = TopicSpec(
+    name="commander.outcomes",
+    model=CommandOutcome,
+    key_field="incident_id",
+    compacted=False,
+    description="What route made of each commander command: applied, or refused and why.",
+    retention_days=30,
+)
 DISPATCH_TICKS = TopicSpec(
     name="dispatch.ticks",
     model=DeadlineTick,
@@ -141,6 +149,7 @@ TOPICS: Mapping[str, TopicSpec[Any]] = MappingProxyType(
             ALARMS_DLQ,
             DISPATCH_TICKS,
             COMMANDER_COMMANDS,
+            COMMANDER_OUTCOMES,
         )
     }
 )

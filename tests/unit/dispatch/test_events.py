@@ -517,6 +517,7 @@ def test_catalog_keys_and_compaction() -> None:
         "alarms.dlq": ("source_topic", False),
         "dispatch.ticks": ("incident_id", False),
         "commander.commands": ("incident_id", False),
+        "commander.outcomes": ("incident_id", False),
     }
 
 
