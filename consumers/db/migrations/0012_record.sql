@@ -57,7 +57,8 @@ CREATE TABLE record_incidents (
     accepted_at timestamptz,
     on_scene_at timestamptz,
     resolved_at timestamptz,
-    -- When it entered resolved, cancelled or merged.
+    -- When it entered resolved or cancelled (`merged` means an alarm joined it: still open).
+    -- Once closed it stays closed.
     closed_at timestamptz,
     is_open boolean NOT NULL,
     -- The applied change's parties, as the event writes them.
@@ -129,6 +130,7 @@ CREATE TABLE record_dead_letters (
     source_offset bigint NOT NULL,
     bundle_index integer,
     key text,
+    key_truncated boolean NOT NULL DEFAULT false,
     value text NOT NULL,
     value_truncated boolean NOT NULL,
     reason text NOT NULL,
