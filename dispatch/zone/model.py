@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Literal, Self, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field, PrivateAttr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -50,6 +51,29 @@ class UnitKind(StrEnum):
     MEDIATOR = "mediator"
 
 
+class GridArea(StrEnum):
+    """Whether a grid is urban or suburban: it sets the arrival norm the reports hold it to."""
+
+    URBAN = "urban"
+    SUBURBAN = "suburban"
+
+
+def _known_time_zone(name: str) -> str:
+    # Checked on load, so a misspelt name is a zone-file error, not a failed report later.
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PydanticCustomError(
+            "time_zone_unknown",
+            "unknown time zone {name}: give an IANA name such as 'Asia/Shanghai'",
+            {"name": repr(name)},
+        ) from None
+    return name
+
+
+TimeZoneName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_known_time_zone)]
+
+
 class Team(EventModel):
     """A named group of units, such as one professional patrol team."""
 
@@ -63,6 +87,8 @@ class Grid(EventModel):
     id: Identifier
     name: Name
     district: Name | None = None
+    # The Chinese arrival norms: urban 5 min, suburban 10 min; unset is held to the stricter.
+    area: GridArea = GridArea.URBAN
     # ring_problem counts the corners, so a bad corner is not also reported as too few.
     polygon: tuple[tuple[Latitude, Longitude], ...] = Field(max_length=1000)
     patrol_unit_ids: Annotated[tuple[Identifier, ...], Field(max_length=50), NonEmpty]
@@ -182,6 +208,8 @@ class Zone(EventModel):
     schema_version: Literal[1] = 1
     id: Identifier
     name: Name
+    # Where the zone's local months and hours of day are counted (docs/reports.md).
+    timezone: TimeZoneName = "UTC"
     teams: tuple[Team, ...] = Field(default=(), max_length=1000)
     grids: Annotated[tuple[Grid, ...], Field(max_length=10_000), NonEmpty]
     places: tuple[Place, ...] = Field(default=(), max_length=100_000)
