@@ -23,12 +23,15 @@ from dispatch.events import (
     ALARMS_CLASSIFIED,
     ALARMS_DLQ,
     ALARMS_LOCATED,
+    COMMANDER_OUTCOMES,
     DISPATCH_ASSIGNMENTS,
     DISPATCH_TICKS,
     INCIDENTS_STATE,
     UNITS_STATUS,
     ClassifiedAlarm,
     CommanderCommand,
+    CommandOutcome,
+    CommandResult,
     DeadlineTick,
     EventModel,
     IncidentState,
@@ -303,16 +306,25 @@ class Router:
             )
 
     def command(self, record: Any, out: Outbox, now: datetime) -> None:
-        """Handle one `commander.commands` record."""
+        """Handle one `commander.commands` record; tell the commanders what became of it."""
         command = decoded(CommanderCommand, record, out, stage="route")
-        if command is not None:
-            self._change(
-                record,
-                out,
-                now,
-                command.incident_id,
-                lambda i: apply_command(i, command, policy=self.lifecycle),
-            )
+        if command is None:
+            return
+        refusal = self._change(
+            record,
+            out,
+            now,
+            command.incident_id,
+            lambda i: apply_command(
+                i,
+                command,
+                policy=self.lifecycle,
+                is_unit=lambda u: self.board.index.get(u) is not None,
+            ),
+        )
+        result = CommandResult.APPLIED if refusal is None else CommandResult.REFUSED
+        outcome = CommandOutcome.of(command, result=result, reason=refusal, at=now)
+        out.send(COMMANDER_OUTCOMES, key_of(outcome), encode(outcome))
 
     def tick(self, record: Any, out: Outbox, now: datetime) -> None:
         """Handle one `dispatch.ticks` record: expire the incident's due deadlines."""
@@ -354,23 +366,27 @@ class Router:
         change: Callable[[Incident], Effects],
         *,
         missing_ok: bool = False,
-    ) -> None:
+    ) -> str | None:
         # Responses, ticks and commands share one shape: load, apply, maybe re-route, publish.
+        # Returns why the record was refused (and dead-lettered), or None.
         key = str(incident_id).encode()
         incident = self.load(key)
         if incident is None:
-            if not missing_ok:
-                dead_letter(out, record, stage="route", reason=f"no incident {incident_id}")
-            return
+            if missing_ok:
+                return None
+            reason = f"no incident {incident_id}"
+            dead_letter(out, record, stage="route", reason=reason)
+            return reason
         try:
             effects = change(incident)
         except (ResponseRejected, CommandRejected) as exc:
             dead_letter(out, record, stage="route", reason=str(exc))
-            return
+            return str(exc)
         if effects.reroute:
             effects = self._dispatch_more(effects, now)
         if effects.incident != incident or effects.state_changes or effects.assignments:
             self._publish(key, effects, out)
+        return None
 
     def _dispatch_more(self, effects: Effects, now: datetime) -> Effects:
         planned = plan_dispatch(

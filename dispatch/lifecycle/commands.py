@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from dispatch.events import (
@@ -30,13 +31,23 @@ class CommandRejected(ValueError):
 
 
 def apply_command(
-    incident: Incident, command: CommanderCommand, *, policy: LifecyclePolicy
+    incident: Incident,
+    command: CommanderCommand,
+    *,
+    policy: LifecyclePolicy,
+    is_unit: Callable[[str], bool] = lambda _: True,
 ) -> Effects:
-    """Apply one commander command; a replayed command changes nothing."""
+    """Apply one commander command; a replayed command changes nothing.
+
+    is_unit tells whether a unit id names a unit of the zone: a job for any other id would
+    wait in an outbox no device ever reads, while the commander believes someone is coming.
+    """
     if command.event_id in incident.seen_event_ids:
         return Effects(incident)
     if incident.is_closed:
         raise CommandRejected(f"incident {incident.incident_id} is already {incident.state}")
+    if command.unit_id is not None and not is_unit(command.unit_id):
+        raise CommandRejected(f"unit {command.unit_id} is not a unit of the zone")
     seen = (*incident.seen_event_ids, command.event_id)[-MAX_REMEMBERED_EVENTS:]
     remembered = incident.model_copy(update={"seen_event_ids": seen})
     reason = command.reason or f"by {command.actor}"
