@@ -8,7 +8,14 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from cli import infra_commands, run_command, simulate_command, token_commands, triage_command
+from cli import (
+    dlq_command,
+    infra_commands,
+    run_command,
+    simulate_command,
+    token_commands,
+    triage_command,
+)
 from dispatch.settings import Settings
 from infra.errors import InfraError
 
@@ -26,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_command.register(sub)
     triage_command.register(sub)
     simulate_command.register(sub)
+    dlq_command.register(sub)
     return parser
 
 
