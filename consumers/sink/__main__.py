@@ -1,0 +1,82 @@
+"""Run the sink: `python -m consumers.sink`, until SIGINT or SIGTERM (exit 0); a part that
+fails ends it with 1, for its supervisor to start it again."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Any
+
+import asyncpg
+
+from consumers.db import migrate
+from consumers.db.pool import connection
+from consumers.probe_server import serve_probes
+from consumers.readiness import OK, Readiness, alive, postgres_answers
+from consumers.sink.service import Sink
+from consumers.until_stopped import Stop
+from dispatch.settings import Settings
+from dispatch.zone import default_zone_path, load_zone
+from infra.stack import postgres_url
+from infra.topics import declare_catalog_topics
+
+log = logging.getLogger("consumers.sink")
+
+
+async def serve(settings: Settings) -> int:
+    """Migrate, start reading and writing, and run until a signal (0) or a failure (1)."""
+    await declare_catalog_topics(settings)
+    zone = load_zone(settings.zone_file or default_zone_path())
+    pool = await asyncpg.create_pool(postgres_url(settings), min_size=1, max_size=4)
+    try:
+        async with connection(pool) as conn:
+            await migrate(conn)
+        sink = Sink(
+            bootstrap=settings.bootstrap_servers,
+            pool=pool,
+            zone=zone,
+            group_id=settings.sink_group,
+            batch_max=settings.sink_batch_max,
+        )
+
+        async def healthz() -> tuple[int, dict[str, Any]]:
+            return 200, alive()
+
+        async def readyz() -> tuple[int, dict[str, Any]]:
+            postgres = await postgres_answers(pool, 2.0)
+            if postgres == OK and sink.status.waiting is not None:
+                postgres = f"writing fails: {sink.status.waiting}"
+            readiness = Readiness(kafka=sink.kafka_answer(), postgres=postgres)
+            return readiness.status_code, readiness.body() | {"sink": sink.status_body()}
+
+        probes = None
+        if settings.sink_probe_port:
+            probes, _ = serve_probes(
+                {"/healthz": healthz, "/readyz": readyz},
+                host=settings.gateway_host,
+                port=settings.sink_probe_port,
+            )
+        stop = Stop()
+        try:
+            if not await stop.unless_requested(sink.start()):
+                return 0
+            return await stop.or_failure(sink.wait_failed(), what="the sink")
+        finally:
+            await sink.stop()
+            if probes is not None:
+                probes.should_exit = True
+    finally:
+        await pool.close()
+
+
+def main() -> int:
+    """Build the settings and run the sink in the foreground."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return asyncio.run(serve(Settings()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""The sink: read the topics (its own consumer group), write the record, then commit.
+
+Two tasks: one reads a batch and validates it while the other writes the previous one, so
+Python's decoding and PostgreSQL's writing overlap on a two-core machine. Offsets are committed
+only after the batch's transaction: a crash or a restart reads the batch again, and writing it
+again changes nothing (every row is keyed by its event's id). PostgreSQL down: the same batch
+is tried again, backing off, with no offset committed, until it is written; a record PostgreSQL
+refuses for its own data is stored as a dead letter of stage `sink` (writer.write_or_skip).
+docs/record.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from consumers.db.faults import DATABASE_DOWN, describe_fault
+from consumers.db.pool import connection
+from consumers.sink.reading import catalog_topics, sink_records
+from consumers.sink.writer import SinkRecord, WriteResult, write_or_skip
+from consumers.until_stopped import stop_part
+from dispatch.events import TopicSpec
+from dispatch.zone import Zone
+
+log = logging.getLogger(__name__)
+
+GROUP_ID = "alarm-dispatch-sink"
+_RETRY_FIRST_S = 0.2
+_RETRY_MAX_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What one poll read: its records, the offsets to commit once they are written, and the
+    oldest and newest Kafka timestamps among them (milliseconds)."""
+
+    records: list[SinkRecord]
+    offsets: dict[TopicPartition, int]
+    kafka_records: int
+    oldest_ms: int
+    newest_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """One written and committed batch: how many records, and how far behind the topics."""
+
+    at: float  # time.time() when the offsets were committed
+    kafka_records: int
+    result: WriteResult
+    # From the oldest (newest) record's Kafka timestamp to the commit: the sink's lag.
+    oldest_delay_s: float
+    newest_delay_s: float
+
+
+@dataclass
+class Status:
+    """What the sink has done, for its readiness probe, its log and the tests."""
+
+    batches: int = 0
+    kafka_records: int = 0
+    written: WriteResult = field(default_factory=WriteResult)
+    # Why the last write failed while it retries (PostgreSQL away), else None.
+    waiting: str | None = None
+    last_commit_at: float | None = None
+    last_delay_s: float | None = None
+
+
+class Sink:
+    """Copy the topics into the record's tables; commit offsets only after the rows."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        pool: asyncpg.Pool,
+        zone: Zone | None,
+        topics: Mapping[str, TopicSpec[Any]] | None = None,
+        group_id: str = GROUP_ID,
+        batch_max: int = 5000,
+        on_commit: Callable[[Committed], None] | None = None,
+    ) -> None:
+        self._pool = pool
+        self._zone = zone
+        self._topics = dict(topics) if topics is not None else catalog_topics()
+        self._batch_max = batch_max
+        self._on_commit = on_commit
+        self.status = Status()
+        self._commits = asyncio.Condition()
+        self._queue: asyncio.Queue[Batch] = asyncio.Queue(maxsize=1)
+        self._consumer = AIOKafkaConsumer(
+            *self._topics,
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=batch_max,
+            # A batch of thousands of small records per poll, not a few hundred.
+            fetch_max_bytes=16 * 1024 * 1024,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Join the group and start reading and writing."""
+        await self._consumer.start()
+        self._tasks = [
+            asyncio.create_task(self._read(), name="sink-read"),
+            asyncio.create_task(self._write(), name="sink-write"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop reading and writing, leave the group (what was not committed is read again)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop_part(self._consumer.stop(), what="the sink's consumer")
+
+    async def wait_failed(self) -> BaseException:
+        """Wait until a task of the sink ends (only a bug ends one); return why."""
+        done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        task = next(iter(done))
+        return (None if task.cancelled() else task.exception()) or RuntimeError("ended")
+
+    async def wait_commits(self, count: int) -> None:
+        """Wait until the sink has committed at least count batches (tests, benchmarks)."""
+        async with self._commits:
+            await self._commits.wait_for(lambda: self.status.batches >= count)
+
+    def kafka_answer(self) -> str:
+        """Return "ok" when the consumer holds partitions, else why not (readiness)."""
+        return "ok" if self._consumer.assignment() else "no partitions assigned yet"
+
+    def status_body(self) -> dict[str, Any]:
+        """Return what the sink has done, for its probe."""
+        written = self.status.written
+        return {
+            "batches": self.status.batches,
+            "records": self.status.kafka_records,
+            "skipped": written.skipped,
+            "waiting_for_postgres": self.status.waiting,
+            "last_delay_s": self.status.last_delay_s,
+        }
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        while True:
+            polled = await self._consumer.getmany(timeout_ms=200, max_records=self._batch_max)
+            if polled:
+                await self._queue.put(self._decode(polled))
+
+    def _decode(self, polled: Mapping[TopicPartition, list[Any]]) -> Batch:
+        now = datetime.now(UTC)
+        records: list[SinkRecord] = []
+        count, oldest, newest = 0, None, None
+        for tp, messages in polled.items():
+            spec = self._topics[tp.topic]
+            for message in messages:
+                records.extend(sink_records(message, spec, now=now))
+            count += len(messages)
+            first, last = messages[0].timestamp, messages[-1].timestamp
+            oldest = first if oldest is None else min(oldest, first)
+            newest = last if newest is None else max(newest, last)
+        offsets = {tp: messages[-1].offset + 1 for tp, messages in polled.items()}
+        return Batch(records, offsets, count, oldest or 0, newest or 0)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def _write(self) -> None:
+        while True:
+            batch = await self._queue.get()
+            result = await self._store(batch)
+            try:
+                await self._consumer.commit(batch.offsets)
+            except KafkaError as exc:
+                # Read again after the rebalance or restart; written again, it changes nothing.
+                log.warning("sink offsets not committed (%r); the batch will be read again", exc)
+            self._committed(batch, result)
+            async with self._commits:
+                self._commits.notify_all()
+
+    async def _store(self, batch: Batch) -> WriteResult:
+        delay = _RETRY_FIRST_S
+        while True:
+            try:
+                async with connection(self._pool) as conn:
+                    result = await write_or_skip(
+                        conn, batch.records, zone=self._zone, now=datetime.now(UTC)
+                    )
+            except DATABASE_DOWN as exc:
+                why = describe_fault(exc)
+                if self.status.waiting is None:
+                    log.warning("sink: PostgreSQL unavailable (%s); trying the batch again", why)
+                self.status.waiting = why
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX_S)
+                continue
+            if self.status.waiting is not None:
+                log.info("sink: PostgreSQL back; the batch is written")
+                self.status.waiting = None
+            return result
+
+    def _committed(self, batch: Batch, result: WriteResult) -> None:
+        now = time.time()
+        done = Committed(
+            at=now,
+            kafka_records=batch.kafka_records,
+            result=result,
+            oldest_delay_s=now - batch.oldest_ms / 1000,
+            newest_delay_s=now - batch.newest_ms / 1000,
+        )
+        status = self.status
+        status.batches += 1
+        status.kafka_records += batch.kafka_records
+        status.written.add(result)
+        status.last_commit_at = now
+        status.last_delay_s = done.oldest_delay_s
+        if self._on_commit is not None:
+            self._on_commit(done)

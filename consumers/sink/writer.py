@@ -1,0 +1,248 @@
+"""Write events into the record's tables: one transaction per call, idempotent on event ids.
+
+The sink calls `write_records` with each batch it reads; `dispatch seed-history` calls it with
+past-dated events, so history goes through the same validation and the same writer as live
+events without touching the live topics. Each table gets one statement per call over arrays
+(`unnest`), so a batch of thousands costs a few round trips. Schema and rules: docs/record.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import asyncpg
+
+from consumers.db.faults import DATABASE_DOWN, describe_fault, is_record_fault
+from consumers.sink import rows, units
+from consumers.sink import statements as sql
+from consumers.sink.rows import EventRow, sink_skip
+from dispatch.events import (
+    ClassifiedAlarm,
+    DeadLetter,
+    EventModel,
+    IncidentStateChange,
+    Position,
+    RawAlarm,
+    UnitStatus,
+    encode,
+)
+from dispatch.zone import Zone
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SinkRecord:
+    """One event to record, with where it was read (None: not read from a topic).
+
+    raw, when given, is the event's JSON exactly as read (the timeline keeps it as the event's
+    detail, so the sink does not encode what it just decoded); otherwise encode() writes it.
+    """
+
+    topic: str
+    event: EventModel
+    partition: int | None = None
+    offset: int | None = None
+    raw: bytes | None = None
+
+
+@dataclass(slots=True)
+class WriteResult:
+    """How many rows a write added or changed in each table (0 everywhere for a replay)."""
+
+    alarms: int = 0
+    incidents: int = 0
+    events: int = 0
+    units: int = 0
+    positions: int = 0
+    dead_letters: int = 0
+    # How many records the write took, and of them how many were stored as skipped.
+    records: int = 0
+    skipped: int = 0
+
+    def add(self, other: WriteResult) -> None:
+        """Add another write's counts to these."""
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def _detail(record: SinkRecord) -> str:
+    return (record.raw if record.raw is not None else encode(record.event)).decode("utf-8")
+
+
+def _count(status: str) -> int:
+    # "INSERT 0 12", "UPDATE 3": the last word is the number of rows.
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _by_column(values: Sequence[Sequence[object]], width: int) -> list[list[object]]:
+    return [list(column) for column in zip(*values, strict=True)] if values else [[]] * width
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A call's records sorted by what they become."""
+
+    events: list[EventRow] = field(default_factory=list)
+    raw_alarms: dict[uuid.UUID, rows.AlarmRow] = field(default_factory=dict)
+    classified: dict[uuid.UUID, rows.AlarmRow] = field(default_factory=dict)
+    changes: list[tuple[IncidentStateChange, str]] = field(default_factory=list)
+    statuses: list[UnitStatus] = field(default_factory=list)
+    dead_letters: list[tuple[object, ...]] = field(default_factory=list)
+
+
+def _sort(records: Sequence[SinkRecord]) -> _Batch:
+    batch = _Batch()
+    for record in records:
+        event = record.event
+        if isinstance(event, RawAlarm):
+            batch.raw_alarms.setdefault(event.alarm_id, rows.raw_alarm_row(event))
+            continue
+        if isinstance(event, UnitStatus):
+            batch.statuses.append(event)
+            continue
+        if isinstance(event, DeadLetter):
+            wire = event.model_dump(mode="json")
+            wire["errors"] = json.dumps(wire["errors"], ensure_ascii=False)
+            batch.dead_letters.append(rows.dead_letter_row(event, wire=wire))
+            continue
+        detail = _detail(record)
+        row = rows.event_row(
+            event, detail=detail, topic=record.topic, partition=record.partition,
+            offset=record.offset,
+        )  # fmt: skip
+        if row is not None:
+            batch.events.append(row)
+        if isinstance(event, ClassifiedAlarm):
+            batch.classified[event.alarm_id] = rows.classified_alarm_row(event)
+        elif isinstance(event, IncidentStateChange):
+            batch.changes.append((event, detail))
+    return batch
+
+
+def grid_finder(zone: Zone) -> rows.GridOf:
+    """Return the function naming the zone's grid at a position (None outside every grid)."""
+
+    def grid_of(position: Position) -> str | None:
+        grid = zone.grid_at(position)
+        return grid.id if grid is not None else None
+
+    return grid_of
+
+
+async def write_records(
+    conn: asyncpg.Connection, records: Sequence[SinkRecord], *, zone: Zone | None = None
+) -> WriteResult:
+    """Write the records in one transaction; a record written before changes nothing.
+
+    With a zone, an incident's grid is the zone's grid at its position; otherwise (and
+    outside every grid) the grid of its first classified alarm. Raises what PostgreSQL raises
+    (consumers.db.faults tells a record it refuses from a database that is down).
+    """
+    batch = _sort(records)
+    result = WriteResult(records=len(records))
+    async with conn.transaction():
+        if batch.raw_alarms:
+            args = _by_column(list(batch.raw_alarms.values()), len(rows.ALARM_COLUMNS))
+            result.alarms += _count(await conn.execute(sql.INSERT_RAW_ALARMS, *args))
+        if batch.classified:
+            args = _by_column(list(batch.classified.values()), len(rows.ALARM_COLUMNS))
+            result.alarms += _count(await conn.execute(sql.UPSERT_CLASSIFIED_ALARMS, *args))
+        if batch.events:
+            args = _by_column(batch.events, len(EventRow._fields))
+            result.events = _count(await conn.execute(sql.INSERT_EVENTS, *args))
+        if batch.changes:
+            grid_of = grid_finder(zone) if zone is not None else None
+            folded = rows.incident_rows(batch.changes, grid_of)
+            args = _by_column(folded, len(rows.INCIDENT_COLUMNS))
+            result.incidents = _count(await conn.execute(sql.UPSERT_INCIDENTS, *args))
+        if batch.classified:
+            await conn.execute(sql.GRID_FROM_ALARMS, list(batch.classified))
+        if batch.statuses:
+            result.units, result.positions = await _write_units(conn, batch.statuses)
+        if batch.dead_letters:
+            args = _by_column(batch.dead_letters, len(rows.DEAD_LETTER_COLUMNS))
+            result.dead_letters = _count(await conn.execute(sql.INSERT_DEAD_LETTERS, *args))
+    return result
+
+
+async def _write_units(conn: asyncpg.Connection, statuses: list[UnitStatus]) -> tuple[int, int]:
+    folded = [
+        (u.unit_id, u.status, u.lat, u.lon, u.accuracy_m, u.fix_at, u.reported_at, u.presence,
+         u.status_at)
+        for u in units.unit_rows(statuses)
+    ]  # fmt: skip
+    args = _by_column(folded, 9)
+    added = _count(await conn.execute(sql.INSERT_UNITS, *args))
+    changed = _count(await conn.execute(sql.UPDATE_UNITS, *args))
+    fixes = units.fixes_of(statuses)
+    last: dict[str, units.Fix] = {
+        r["unit_id"]: units.Fix(r["unit_id"], r["at"], r["lat"], r["lon"], r["status"])
+        for r in await conn.fetch(sql.LAST_KEPT_FIXES, list(fixes))
+    }
+    kept = [
+        (f.unit_id, f.at, f.lat, f.lon, f.status)
+        for unit_id, unit_fixes in fixes.items()
+        for f in units.thin(last.get(unit_id), unit_fixes)
+    ]
+    positions = 0
+    if kept:
+        positions = _count(await conn.execute(sql.INSERT_FIXES, *_by_column(kept, 5)))
+    return added + changed, positions
+
+
+async def write_or_skip(
+    conn: asyncpg.Connection,
+    records: Sequence[SinkRecord],
+    *,
+    zone: Zone | None = None,
+    now: datetime,
+) -> WriteResult:
+    """Write the records; those PostgreSQL refuses for their own data are stored as dead
+    letters of stage `sink` instead, and the rest written all the same.
+
+    A refused batch is halved until the refused record stands alone (each half its own
+    transaction), so one bad record costs a few more round trips, not one per record. A
+    database that is down raises, for the caller to try the same records again.
+    """
+    try:
+        return await write_records(conn, records, zone=zone)
+    except (*DATABASE_DOWN, ValueError) as exc:
+        # A ValueError is this record's own (text with no UTF-8 form, a value asyncpg cannot
+        # encode): never the database's.
+        if not (isinstance(exc, ValueError) or is_record_fault(exc)):
+            raise
+        if len(records) > 1:
+            half = len(records) // 2
+            result = await write_or_skip(conn, records[:half], zone=zone, now=now)
+            result.add(await write_or_skip(conn, records[half:], zone=zone, now=now))
+            return result
+        (record,) = records
+        why = describe_fault(exc)
+        log.error(
+            "sink could not store %s[%s]@%s (%s): %s",
+            record.topic, record.partition, record.offset, type(record.event).__name__, why,
+        )  # fmt: skip
+        letter = sink_skip(
+            topic=record.topic, partition=record.partition or 0, offset=record.offset or 0,
+            index=None, key=None, value=_bytes_of(record),
+            reason=f"sink: PostgreSQL refused the record: {why}", at=now,
+        )  # fmt: skip
+        result = await write_records(conn, [SinkRecord(record.topic, letter)], zone=zone)
+        result.records = 1
+        result.skipped = 1
+        return result
+
+
+def _bytes_of(record: SinkRecord) -> bytes:
+    if record.raw is not None:
+        return record.raw
+    try:
+        return encode(record.event)
+    except ValueError:  # a lone surrogate has no UTF-8 form: keep what can be kept
+        return record.event.model_dump_json().encode("utf-8", "backslashreplace")
