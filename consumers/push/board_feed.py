@@ -1,4 +1,5 @@
-"""The board feed: incidents.state and units.status fanned out to the boards; presence.
+"""The board feed: incidents.state, units.status and commander.outcomes fanned out to the
+boards; presence.
 
 Moved out of consumers.push.sessions, which still exports it under its old name.
 """
@@ -13,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from consumers.push.outbox import cancel
 from consumers.push.presence import PRESENCE_INTERVAL_S, PresenceBeacon
-from dispatch.events import IncidentStateChange, InvalidEvent, UnitStatus, decode
+from dispatch.events import CommandOutcome, IncidentStateChange, InvalidEvent, UnitStatus, decode
 
 if TYPE_CHECKING:
     # The hub's module exports this one: a runtime import would be circular.
@@ -26,8 +27,9 @@ MAX_LOGGED_REASON = 500
 
 
 class BoardFeed:
-    """Read incidents.state and units.status from the latest offset and fan them out to boards;
-    announce the connected units' presence on units.status (consumers.push.presence).
+    """Read incidents.state, units.status and commander.outcomes from the latest offset and
+    fan them out to boards; announce the connected units' presence on units.status
+    (consumers.push.presence).
 
     No consumer group: every gateway process reads every partition, because any of them may
     hold a given desk's or commander's connection.
@@ -39,11 +41,13 @@ class BoardFeed:
         bootstrap: str,
         incidents_topic: str,
         units_topic: str,
+        outcomes_topic: str,
         hub: Hub,
         presence_interval_s: float = PRESENCE_INTERVAL_S,
     ) -> None:
         self._incidents_topic = incidents_topic
         self._units_topic = units_topic
+        self._outcomes_topic = outcomes_topic
         self._hub = hub
         # Presence records are best effort (the next one says the same): no idempotence to
         # wedge after a broker restart, and a leader's ack is enough.
@@ -57,6 +61,7 @@ class BoardFeed:
         self._consumer = AIOKafkaConsumer(
             incidents_topic,
             units_topic,
+            outcomes_topic,
             bootstrap_servers=bootstrap,
             # Without a group the consumer takes every partition, and new ones as they appear.
             group_id=None,
@@ -101,6 +106,8 @@ class BoardFeed:
         try:
             if record.topic == self._incidents_topic:
                 self._hub.publish_incident(decode(IncidentStateChange, value))
+            elif record.topic == self._outcomes_topic:
+                self._hub.publish_command_outcome(decode(CommandOutcome, value))
             else:
                 self._hub.publish_unit_status(decode(UnitStatus, value))
         except InvalidEvent as exc:

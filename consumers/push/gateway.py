@@ -2,7 +2,7 @@
 
 Several gateways may run behind a load balancer on one database and one Kafka cluster: their
 outbox writers share a consumer group, each LISTENs for the others' rows, and each reads the
-whole of incidents.state and units.status for its own boards.
+whole of incidents.state, units.status and commander.outcomes for its own boards.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from consumers.until_stopped import stop_part
 from dispatch.events import (
     ALARMS_DLQ,
     COMMANDER_COMMANDS,
+    COMMANDER_OUTCOMES,
     DISPATCH_ASSIGNMENTS,
     INCIDENTS_STATE,
     RESPONSES_EVENTS,
@@ -45,6 +46,7 @@ class PushTopics:
     incidents_state: str
     dead_letters: str
     commands: str
+    outcomes: str
 
     @classmethod
     def with_prefix(cls, prefix: str = "") -> PushTopics:
@@ -56,6 +58,7 @@ class PushTopics:
             incidents_state=prefix + INCIDENTS_STATE.name,
             dead_letters=prefix + ALARMS_DLQ.name,
             commands=prefix + COMMANDER_COMMANDS.name,
+            outcomes=prefix + COMMANDER_OUTCOMES.name,
         )
 
 
@@ -97,6 +100,7 @@ class PushGateway:
             bootstrap=bootstrap,
             incidents_topic=topics.incidents_state,
             units_topic=topics.units_status,
+            outcomes_topic=topics.outcomes,
             hub=self.hub,
         )
         # One bucket per principal for everything it sends, whatever the channel.

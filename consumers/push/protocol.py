@@ -28,6 +28,7 @@ from dispatch.events import (
     Assignment,
     CommanderAction,
     CommanderCommand,
+    CommandOutcome,
     FieldError,
     Identifier,
     IncidentStateChange,
@@ -326,8 +327,22 @@ class UnitStatusFrame(Frame):
     status: UnitStatus
 
 
+class CommandOutcomeFrame(Frame):
+    """What the route stage made of a commander's command (commander channel only)."""
+
+    type: Literal["command_outcome"] = "command_outcome"
+    outcome: CommandOutcome
+
+
 ServerFrame = (
-    WelcomeFrame | ResumeFrame | JobFrame | OkFrame | ErrorFrame | IncidentFrame | UnitStatusFrame
+    WelcomeFrame
+    | ResumeFrame
+    | JobFrame
+    | OkFrame
+    | ErrorFrame
+    | IncidentFrame
+    | UnitStatusFrame
+    | CommandOutcomeFrame
 )
 _SERVER_FRAMES: TypeAdapter[ServerFrame] = TypeAdapter(
     Annotated[ServerFrame, Field(discriminator="type")]
@@ -354,6 +369,11 @@ def incident_frame(change_json: str) -> str:
 def unit_status_frame(status_json: str) -> str:
     """Return the text of a unit_status frame around a status report that is already JSON."""
     return f'{{"type":"unit_status","status":{status_json}}}'
+
+
+def command_outcome_frame(outcome_json: str) -> str:
+    """Return the text of a command_outcome frame around an outcome that is already JSON."""
+    return f'{{"type":"command_outcome","outcome":{outcome_json}}}'
 
 
 def error_frame(

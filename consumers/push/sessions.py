@@ -28,6 +28,7 @@ from consumers.push.board_feed import BoardFeed as BoardFeed
 from consumers.push.protocol import (
     Channel,
     PushClose,
+    command_outcome_frame,
     incident_frame,
     job_frame,
     unit_status_frame,
@@ -35,6 +36,7 @@ from consumers.push.protocol import (
 from consumers.push.store import DATABASE_DOWN, OutboxRow
 from dispatch.events import (
     AssignmentKind,
+    CommandOutcome,
     IncidentStateChange,
     UnitAvailability,
     UnitStatus,
@@ -315,6 +317,14 @@ class Hub:
         for session in tuple(self._boards):
             if can_command(session.principal):
                 text = text or unit_status_frame(encode(status).decode())
+                session.offer_text(text)
+
+    def publish_command_outcome(self, outcome: CommandOutcome) -> None:
+        """Send what became of a command to every commander (any of them may have sent it)."""
+        text: str | None = None
+        for session in tuple(self._boards):
+            if can_command(session.principal):
+                text = text or command_outcome_frame(encode(outcome).decode())
                 session.offer_text(text)
 
     def _remember(self, status: UnitStatus) -> None:

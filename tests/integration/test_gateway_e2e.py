@@ -22,6 +22,7 @@ from consumers.intake import build_app
 from consumers.push import PushGateway, PushTopics
 from consumers.push.actions import command_event_id
 from consumers.push.protocol import (
+    CommandOutcomeFrame,
     ErrorFrame,
     IncidentFrame,
     JobFrame,
@@ -71,8 +72,8 @@ class Board:
         """Read frames until an incident change satisfies check; return it."""
         while True:
             frame: ServerFrame = await self.channel.frame()
-            if isinstance(frame, UnitStatusFrame):
-                continue  # the commander's board also shows the units' reports
+            if isinstance(frame, UnitStatusFrame | CommandOutcomeFrame):
+                continue  # the commander's board also shows unit reports and command outcomes
             assert isinstance(frame, IncidentFrame), frame
             self.changes.append(frame.change)
             if check(frame.change):

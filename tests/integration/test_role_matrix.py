@@ -26,6 +26,7 @@ from consumers.auth import Role
 from consumers.intake import build_app
 from consumers.push import PushGateway, PushTopics
 from consumers.push.protocol import (
+    CommandOutcomeFrame,
     ErrorCode,
     ErrorFrame,
     IncidentFrame,
@@ -211,7 +212,9 @@ async def answer(c: Client) -> str:
         if isinstance(frame, ErrorFrame):
             return frame.code.value
         # Jobs of a unit's backlog and board changes may come first.
-        assert isinstance(frame, JobFrame | IncidentFrame | UnitStatusFrame), frame
+        assert isinstance(
+            frame, JobFrame | IncidentFrame | UnitStatusFrame | CommandOutcomeFrame
+        ), frame
 
 
 def sending(frame: Callable[[World], dict[str, Any]]) -> Action:

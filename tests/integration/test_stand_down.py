@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaProducer
 from consumers.auth import Role, history
 from consumers.push import PushTopics
 from consumers.push.protocol import (
+    CommandOutcomeFrame,
     ErrorCode,
     ErrorFrame,
     IncidentFrame,
@@ -220,11 +221,14 @@ async def test_a_commander_takes_units_off_and_each_is_told_and_is_sent_again(
 
 
 def note(commander: Board, reports: list[UnitStatus], frame: ServerFrame) -> bool:
-    """Keep an incident change or unit report the commander's channel showed; tell if kept."""
+    """Keep an incident change or unit report the commander's channel showed (a command's
+    outcome must say applied); tell if it was a board frame."""
     if isinstance(frame, IncidentFrame):
         commander.changes.append(frame.change)
     elif isinstance(frame, UnitStatusFrame):
         reports.append(frame.status)
+    elif isinstance(frame, CommandOutcomeFrame):
+        assert frame.outcome.result == "applied", frame.outcome
     else:
         return False
     return True

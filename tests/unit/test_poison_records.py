@@ -163,7 +163,10 @@ class RecordingHub(Hub):
 
 
 @PROPERTY
-@given(topic=st.sampled_from(["incidents.state", "units.status"]), data=st.data())
+@given(
+    topic=st.sampled_from(["incidents.state", "units.status", "commander.outcomes"]),
+    data=st.data(),
+)
 def test_the_board_feed_survives_any_record(topic: str, data: st.DataObject) -> None:
     bad = data.draw(nasty_record(topic))
     good = decode(IncidentStateChange, _good_change())
@@ -174,6 +177,7 @@ def test_the_board_feed_survives_any_record(topic: str, data: st.DataObject) -> 
             bootstrap="127.0.0.1:1",
             incidents_topic="incidents.state",
             units_topic="units.status",
+            outcomes_topic="commander.outcomes",
             hub=hub,
         )
         try:

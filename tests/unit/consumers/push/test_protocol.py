@@ -255,6 +255,7 @@ def test_every_example_in_the_protocol_doc_is_a_frame() -> None:
         "error",
         "incident",
         "unit_status",
+        "command_outcome",
     }
 
 
