@@ -1,0 +1,1 @@
+"""End-to-end benchmark: receipt at the intake to the job on a unit's phone."""

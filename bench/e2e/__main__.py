@@ -1,0 +1,263 @@
+"""End to end: from the intake's receipt to the job on a unit's phone, at offered rates.
+
+Run from the repository root (about 2 minutes per rate at the defaults):
+
+    python -m bench.e2e                                   # 10, 100, 500, 1000, 2000/s, then on
+    python -m bench.e2e --rates 500 --duration 20         # one rate
+    python -m bench.e2e --plot-only a.json b.json --png docs/e2e-latency.png
+
+It starts the whole system as `dispatch run` does (`bench/e2e/system.py`) on a Kafka and a
+PostgreSQL of its own, makes the demo principals (`simulator.principals`), connects every unit
+of the demo zone with the simulator's phone in a process of its own (`bench/e2e/phones.py`),
+measures the floor (`bench/e2e/floor.py`), then offers each rate for `--duration` seconds
+through the intake API (`bench/e2e/offer.py`) and waits until the system has settled
+(`bench/e2e/rates.py`). After the last rate given it goes on at 1.5 times the last rate until
+the system saturates (fewer than 90 % of the offered rate's jobs arrive per second), at most
+to `--max-rate`. Output: the tables printed, the run as JSON and a PNG plot (default under
+bench/results/, which git ignores).
+
+Two things differ from a plain `dispatch run`, both for the load and both printed:
+
+- every alarm opens an incident of its own: the demo zone's merge window (repeats of one place
+  and kind within 10 minutes join one incident) is set to 1 ms. At 500 alarms a second from
+  the zone's 58 places and a dozen kinds, the 10-minute window would merge nearly every alarm
+  into a few hundred incidents, and the bench would time merges, which send no job;
+- the rate limit per principal is raised to its maximum (100,000 a minute), so the intake
+  takes hundreds of alarms a second from one desk and the phones' answers are not throttled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import tempfile
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bench.e2e.floor import measure_floor
+from bench.e2e.hops import TopicReader
+from bench.e2e.offer import Offer, UnitFreer
+from bench.e2e.phones import PhonesSpec, run_phones
+from bench.e2e.rates import RateResult, Settle, run_rate
+from bench.e2e.report import plot, print_run, write_json
+from bench.e2e.system import BENCH_MERGE_WINDOW_S, System, process_tree, running_system
+from bench.pipeline.cpu import CpuSampler
+from bench.push_fanout import OtherLoad
+from dispatch.zone import Zone, load_zone
+from infra import stack
+from simulator.principals import DemoPrincipals, ensure_demo_principals
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RESULTS = REPO_ROOT / "bench" / "results"
+DEFAULT_RATES = (10.0, 100.0, 500.0, 1000.0, 2000.0)
+WARMUP_RATE = 50.0
+
+
+class Child:
+    """The phones' process, spoken to by lines on stdin and stdout."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    @classmethod
+    async def start(cls, spec: PhonesSpec) -> Child:
+        """Start the phones' process."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.e2e",
+            "--phones",
+            json.dumps(asdict(spec)),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=REPO_ROOT,
+            limit=256 * 1024 * 1024,
+        )
+        return cls(process)
+
+    async def line(self) -> str:
+        """Return the next line it printed."""
+        assert self.process.stdout is not None  # created with stdout=PIPE
+        text = (await self.process.stdout.readline()).decode().strip()
+        if not text:
+            raise RuntimeError(f"the phones' process exited ({await self.process.wait()})")
+        return text
+
+    def say(self, text: str) -> None:
+        """Send it one line."""
+        assert self.process.stdin is not None  # created with stdin=PIPE
+        self.process.stdin.write(text.encode() + b"\n")
+
+    async def stop(self) -> None:
+        """Close its input and wait for it to end."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        await asyncio.wait_for(self.process.wait(), 60)
+
+
+async def make_principals(postgres_url: str, zone: Zone, path: Path) -> DemoPrincipals:
+    """Make the demo principals; write each unit's role and token to path for the phones."""
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        principals = await ensure_demo_principals(conn, zone)
+    finally:
+        await conn.close()
+    tokens = {
+        unit_id: [p.role.value, p.token.get_secret_value()]
+        for unit_id, p in principals.units.items()
+    }
+    await asyncio.to_thread(path.write_text, json.dumps(tokens))
+    await asyncio.to_thread(path.chmod, 0o600)
+    return principals
+
+
+def machine() -> str:
+    """Describe the machine in one line."""
+    with open("/proc/meminfo") as meminfo:
+        total_kb = int(meminfo.readline().split()[1])
+    return (
+        f"{os.cpu_count()} cores, {total_kb / 2**20:.1f} GiB, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+def groups_of(system: System, phones_pid: int) -> dict[str, set[int]]:
+    """Return the processes to sample: each service, Kafka, PostgreSQL, phones, the driver."""
+    groups = {name: process_tree(pid) for name, pid in system.service_pids().items()}
+    groups |= {name: process_tree(pid) for name, pid in system.infra_pids().items()}
+    return groups | {"phones": {phones_pid}, "load (httpx)": {os.getpid()}}
+
+
+def next_rates(args: argparse.Namespace, done: list[RateResult]) -> float | None:
+    """Return the next rate to offer, or None when done."""
+    given = args.rates
+    if len(done) < len(given):
+        return float(given[len(done)])
+    if args.no_beyond or (done and done[-1].saturated):
+        return None
+    rate = round(done[-1].rate * 1.5, -1)
+    return rate if rate <= args.max_rate else None
+
+
+async def bench(args: argparse.Namespace, state: Path) -> dict[str, Any]:
+    """Start everything, measure the floor and every rate; return the run."""
+    async with running_system(state, merge_window_s=BENCH_MERGE_WINDOW_S) as system:
+        settings = system.settings
+        assert settings.zone_file is not None  # running_system sets it
+        zone = load_zone(settings.zone_file)
+        bootstrap, url = settings.bootstrap_servers, stack.postgres_url(settings)
+        tokens = state / "unit-tokens.json"
+        principals = await make_principals(url, zone, tokens)
+        phones = await Child.start(
+            PhonesSpec(system.push_url, str(settings.zone_file), str(tokens))
+        )
+        print(f"phones: {await phones.line()}", flush=True)
+        freer = UnitFreer(zone, bootstrap)
+        freeing = asyncio.create_task(freer.run())
+        sampler = CpuSampler(lambda: groups_of(system, phones.process.pid))
+        sampling = asyncio.create_task(sampler.run())
+        others = OtherLoad(state)
+        results: list[RateResult] = []
+        try:
+            async with (
+                Offer(zone, principals, system.intake_url, bootstrap, args.seed) as offer,
+                TopicReader(bootstrap) as reader,
+            ):
+                common = dict(
+                    offer=offer,
+                    freer=freer,
+                    phones=phones,
+                    reader=reader,
+                    postgres_url=url,
+                    sampler=sampler,
+                    others=others,
+                    settle_by=Settle(quiet_s=args.quiet, drain_s=args.drain),
+                )
+                print(f"warm-up: {WARMUP_RATE:g}/s for {args.warmup:g} s", flush=True)
+                await run_rate(rate=WARMUP_RATE, duration_s=args.warmup, **common)  # type: ignore[arg-type]
+                floor = await measure_floor(bootstrap, url, args.floor_samples)
+                print(f"floor: {floor.summary()}", flush=True)
+                while (rate := next_rates(args, results)) is not None:
+                    print(f"rate {rate:g}/s for {args.duration:g} s ...", flush=True)
+                    result = await run_rate(rate=rate, duration_s=args.duration, **common)  # type: ignore[arg-type]
+                    results.append(result)
+                    print(
+                        f"  receipted {result.receipted}, jobs {result.jobs} "
+                        f"({result.jobs_per_s:g}/s), p99 {result.job_ms['p99']} ms, "
+                        f"others {result.others}",
+                        flush=True,
+                    )
+                floor_after = await measure_floor(bootstrap, url, args.floor_samples)
+        finally:
+            freeing.cancel()
+            sampling.cancel()
+            await asyncio.gather(freeing, sampling, return_exceptions=True)
+            await phones.stop()
+    return {
+        "command": "python -m bench.e2e " + " ".join(sys.argv[1:]),
+        "machine": machine(),
+        "started": args.started,
+        "merge_window_s": BENCH_MERGE_WINDOW_S,
+        "rate_limit_per_minute": settings.rate_limit_per_minute,
+        "services": sorted(system.service_pids()),
+        "floor": floor.summary(),
+        "floor_after": floor_after.summary(),
+        "rates": [asdict(r) for r in results],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the options; run the phones' process, the plot alone, or the whole bench."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.e2e",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--rates", type=float, nargs="+", default=list(DEFAULT_RATES))
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per rate")
+    parser.add_argument("--no-beyond", action="store_true", help="only the rates given")
+    parser.add_argument("--max-rate", type=float, default=8000.0)
+    parser.add_argument("--warmup", type=float, default=10.0, help="seconds at 50/s first")
+    parser.add_argument("--floor-samples", type=int, default=300)
+    parser.add_argument("--quiet", type=float, default=3.0, help="settled: no new job this long")
+    parser.add_argument("--drain", type=float, default=120.0, help="most to wait after a rate")
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--json", type=Path, help="where to write the run")
+    parser.add_argument("--png", type=Path, help="where to write the plot")
+    parser.add_argument("--label", help="the run's name in the plot")
+    parser.add_argument("--plot-only", type=Path, nargs="+", help="plot these JSON runs")
+    parser.add_argument("--phones", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.phones:
+        asyncio.run(run_phones(PhonesSpec(**json.loads(args.phones))))
+        return 0
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    png = args.png or RESULTS / f"e2e-{stamp}.png"
+    if args.plot_only:
+        runs = [json.loads(path.read_text(encoding="utf-8")) for path in args.plot_only]
+        plot(runs, png)
+        print(f"plot: {png}")
+        return 0
+    args.started = datetime.now(UTC).isoformat(timespec="seconds")
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as state:
+        run = asyncio.run(bench(args, Path(state)))
+    run["label"] = args.label or args.started
+    run["load_average_at_end"] = os.getloadavg()
+    print_run(run)
+    path = args.json or RESULTS / f"e2e-{stamp}.json"
+    write_json(run, path)
+    plot([run], png)
+    print(f"\nJSON: {path}\nplot: {png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""One offered rate: offer, wait until the system has settled, collect and reduce the figures.
+
+Per receipted alarm, `job ms` is the phone's arrival time of the first job frame of the
+incident the alarm opened minus the receipt's `received_at` (the intake's clock; one machine,
+one clock), and `accept ms` the arrival of the gateway's `ok` for the first acceptance of one
+of that incident's jobs minus the same. `jobs/s` is the sustained rate: the alarms whose job
+arrived, over the time from the first receipt to the last such arrival, so a backlog that
+drains after the offer ended lowers it. CPU is each process's (group's) CPU time over that same
+span, per receipted alarm; `others` is how many cores processes outside the bench kept busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bench.e2e.hops import HOPS, Records, TopicReader, hop_times, read_outbox
+from bench.e2e.offer import Offer, UnitFreer, free_every_s
+from bench.pipeline.cpu import CpuSampler
+from bench.push_fanout import OtherLoad
+from dispatch.triage import provisional_incident_id
+
+POLL_S = 0.5  # how often the phones are asked how many jobs they showed
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float | None]:
+    """Return p50, p95, p99 and max (nearest rank), None for an empty list."""
+    if not values:
+        return {"p50": None, "p95": None, "p99": None, "max": None}
+    ordered = sorted(values)
+
+    def rank(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+    return {"p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99), "max": round(ordered[-1], 1)}
+
+
+@dataclass
+class Settle:
+    """When to stop waiting for a rate's jobs: all receipted ones shown, or none for quiet_s
+    seconds, or drain_s after the offer ended."""
+
+    quiet_s: float = 3.0
+    drain_s: float = 120.0
+
+
+@dataclass
+class RateResult:
+    """Everything measured at one offered rate."""
+
+    rate: float
+    duration_s: float
+    offered: int
+    receipted: int
+    refused: int
+    retried: int
+    receipted_per_s: float
+    jobs: int
+    escalated: int
+    merged: int
+    undecided: int
+    jobs_per_s: float
+    job_ms: dict[str, float | None]
+    accept_ms: dict[str, float | None]
+    accepted: int
+    hops_ms: dict[str, dict[str, float | None]]
+    hops_alarms: int
+    cpu_ms_per_alarm: dict[str, float]
+    cores: float
+    others: float
+    free_every_s: float
+    unit_reports: int
+    phone_problems: dict[str, Any] = field(default_factory=dict)
+    settled_after_s: float = 0.0
+
+    @property
+    def saturated(self) -> bool:
+        """Tell whether the system failed to keep up: fewer than 90 % of the offered alarms'
+        jobs per second, or fewer than 90 % of the receipted alarms got a job."""
+        return self.jobs_per_s < 0.9 * self.rate or self.jobs < 0.9 * self.receipted
+
+
+async def settle(
+    count: Callable[[], Awaitable[int]], expected: Callable[[], int], offer_end: float, s: Settle
+) -> float:
+    """Wait until the phones have shown a job for every expected incident, or stopped showing
+    new ones; return when."""
+    last, changed = -1, time.time()
+    while True:
+        shown = await count()
+        now = time.time()
+        if shown != last:
+            last, changed = shown, now
+        if shown >= expected() or now - changed >= s.quiet_s or now - offer_end >= s.drain_s:
+            return now
+        await asyncio.sleep(POLL_S)
+
+
+async def run_rate(
+    *,
+    rate: float,
+    duration_s: float,
+    offer: Offer,
+    freer: UnitFreer,
+    phones: Any,
+    reader: TopicReader,
+    postgres_url: str,
+    sampler: CpuSampler,
+    others: OtherLoad,
+    settle_by: Settle,
+) -> RateResult:
+    """Offer rate alarms a second for duration_s, wait for the outcome, reduce the figures."""
+    freer.every_s = free_every_s(len(freer.zone.units), rate)
+    reports_before = freer.sent
+    start_offsets = await reader.end_offsets()
+    refused, retried = offer.refusals(), offer.retries()
+    t0 = time.time()
+    since = datetime.fromtimestamp(t0, UTC) - timedelta(milliseconds=5)
+    load_before = others.snapshot()
+    await offer.load.steady(rate, duration_s)
+    offer_end = time.time()
+    receipts = offer.receipts_since(since)
+
+    async def count() -> int:
+        phones.say(f"count {t0}")
+        return int(await phones.line())
+
+    settled = await settle(count, lambda: len(receipts), offer_end, settle_by)
+    load_after = others.snapshot()
+    phones.say(f"dump {t0}")
+    dump = json.loads(await phones.line())
+    found = await reader.read(start_offsets, await reader.end_offsets())
+    await read_outbox(postgres_url, since, found)
+    return reduce(
+        rate=rate,
+        duration_s=duration_s,
+        receipts={str(r.alarm_id): r.received_at.timestamp() for r in receipts},
+        dump=dump,
+        found=found,
+        sampler=sampler,
+        others=OtherLoad.cores(load_before, load_after),
+        refused=offer.refusals() - refused,
+        retried=offer.retries() - retried,
+        free_every=freer.every_s,
+        unit_reports=freer.sent - reports_before,
+        settled_after_s=settled - offer_end,
+    )
+
+
+def reduce(
+    *,
+    rate: float,
+    duration_s: float,
+    receipts: Mapping[str, float],
+    dump: Mapping[str, Any],
+    found: Records,
+    sampler: CpuSampler,
+    others: float,
+    refused: int,
+    retried: int,
+    free_every: float,
+    unit_reports: int,
+    settled_after_s: float,
+) -> RateResult:
+    """Turn what the phones, the topics and the outbox said into one rate's figures."""
+    frames: dict[str, tuple[str, float]] = {}  # incident -> (assignment, shown at), first job
+    incident_of_job: dict[str, str] = {}
+    for incident_id, assignment_id, _unit, kind, shown_at in dump["jobs"]:
+        incident_of_job[assignment_id] = incident_id
+        if kind == "assignment" and (
+            incident_id not in frames or shown_at < frames[incident_id][1]
+        ):
+            frames[incident_id] = (assignment_id, shown_at)
+    accepted: dict[str, float] = {}  # incident -> first ok
+    for assignment_id, _sent, answered_at, code in dump["accepted"]:
+        incident_id = incident_of_job.get(assignment_id)
+        if code == "" and incident_id is not None:
+            accepted[incident_id] = min(answered_at, accepted.get(incident_id, answered_at))
+    job_ms, accept_ms, arrivals = [], [], []
+    escalated = merged = undecided = 0
+    for alarm_id, received_at in receipts.items():
+        incident_id = str(provisional_incident_id(uuid.UUID(alarm_id)))
+        if alarm_id in found.merged:
+            merged += 1
+        elif incident_id in frames:
+            shown_at = frames[incident_id][1]
+            job_ms.append((shown_at - received_at) * 1000)
+            arrivals.append(shown_at)
+            if incident_id in accepted:
+                accept_ms.append((accepted[incident_id] - received_at) * 1000)
+        elif found.decided(incident_id) == "escalated":
+            escalated += 1
+        else:
+            undecided += 1
+    first = min(receipts.values(), default=0.0)
+    last_job = max(arrivals, default=first)
+    received_span = max(receipts.values(), default=0.0) - first
+    spent = sampler.spent(first, last_job) if arrivals else {}
+    count = max(1, len(receipts))
+    hops = hop_times(found, receipts, frames)
+    return RateResult(
+        rate=rate,
+        duration_s=duration_s,
+        offered=round(rate * duration_s),
+        receipted=len(receipts),
+        refused=refused,
+        retried=retried,
+        receipted_per_s=round(len(receipts) / received_span, 1) if received_span > 0 else 0.0,
+        jobs=len(job_ms),
+        escalated=escalated,
+        merged=merged,
+        undecided=undecided,
+        jobs_per_s=round(len(job_ms) / (last_job - first), 1) if last_job > first else 0.0,
+        job_ms=percentiles(job_ms),
+        accept_ms=percentiles(accept_ms),
+        accepted=len(accept_ms),
+        hops_ms={hop: percentiles(hops[hop]) for hop in HOPS},
+        hops_alarms=len(hops[HOPS[0]]),
+        cpu_ms_per_alarm={name: round(s * 1000 / count, 3) for name, s in spent.items()},
+        cores=round(sum(spent.values()) / (last_job - first), 2) if last_job > first else 0.0,
+        others=round(others, 2),
+        free_every_s=round(free_every, 3),
+        unit_reports=unit_reports,
+        phone_problems=dict(dump.get("problems", {})),
+        settled_after_s=round(settled_after_s, 1),
+    )
