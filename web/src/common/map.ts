@@ -1,0 +1,89 @@
+// The zone on a Leaflet map, drawn from the zone file alone: it needs no tile server and no
+// internet. A deployment may set a tile URL (an official Chinese map service, say) and it
+// is drawn underneath. Markers are SVG circles and class-styled labels: nothing needs an
+// inline style, so the Content-Security-Policy can forbid them.
+
+import * as L from "leaflet";
+import type { PageConfig, Position, Zone, ZonePlace } from "./types";
+
+const PLACE_COLOURS: Record<string, string> = {
+  road: "#8d6e63",
+  park: "#2e7d32",
+  station_square: "#6a1b9a",
+  school: "#f9a825",
+  enterprise: "#1565c0",
+  parking: "#546e7a",
+  residential: "#00897b",
+  other: "#757575",
+};
+
+export interface ZoneMapOptions {
+  /** Show the names of the grids as permanent labels (the board); else on hover only. */
+  gridLabels?: boolean;
+  /** Draw only these places (the desk's own); all when absent. */
+  places?: (place: ZonePlace) => boolean;
+  zoomControl?: boolean;
+}
+
+export function zoneMap(
+  element: HTMLElement,
+  zone: Zone,
+  config: PageConfig,
+  options: ZoneMapOptions = {},
+): L.Map {
+  const map = L.map(element, {
+    zoomControl: options.zoomControl ?? true,
+    attributionControl: config.tile_url !== null,
+    preferCanvas: false,
+    keyboard: true,
+  });
+  if (config.tile_url) {
+    L.tileLayer(config.tile_url, { attribution: config.tile_attribution, maxZoom: 19 }).addTo(map);
+  }
+  const bounds = L.latLngBounds([]);
+  for (const grid of zone.grids) {
+    const ring = grid.polygon.map(([lat, lon]) => L.latLng(lat, lon));
+    const polygon = L.polygon(ring, {
+      color: "#37474f",
+      weight: 1.5,
+      fillColor: "#90a4ae",
+      fillOpacity: 0.12,
+      className: "zone-grid",
+    }).addTo(map);
+    polygon.bindTooltip(shortName(grid.name), {
+      permanent: options.gridLabels ?? false,
+      direction: "center",
+      className: "grid-label",
+    });
+    bounds.extend(polygon.getBounds());
+  }
+  for (const place of zone.places) {
+    if (options.places && !options.places(place)) continue;
+    const marker = L.circleMarker([place.position.lat, place.position.lon], {
+      radius: place.type === "enterprise" || place.type === "school" ? 4 : 5,
+      color: PLACE_COLOURS[place.type] ?? "#757575",
+      weight: 1,
+      fillOpacity: 0.6,
+      className: `zone-place place-${place.type}`,
+    }).addTo(map);
+    marker.bindTooltip(shortName(place.name), { className: "place-label" });
+    bounds.extend(marker.getLatLng());
+  }
+  if (bounds.isValid()) map.fitBounds(bounds, { padding: [12, 12] });
+  else map.setView([31.7, 113.42], 12);
+  return map;
+}
+
+/** "城东新区第一网格(火车站片区) Chengdong grid 1, station area" in the page's language. */
+export function shortName(name: string): string {
+  const english = document.documentElement.lang === "en";
+  const cut = name.search(/\s[A-Za-z]/);
+  if (cut < 0) return name;
+  return english ? name.slice(cut + 1) : name.slice(0, cut);
+}
+
+export function latLng(position: Position): L.LatLngExpression {
+  return [position.lat, position.lon];
+}
+
+export { L };
