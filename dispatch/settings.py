@@ -69,6 +69,16 @@ class Settings(BaseSettings):
     push_gc_freeze: bool = True
     push_gc_sweep_interval_s: float = Field(default=3600.0, ge=0)
 
+    # The web pages the push gateway serves (docs/pages.md). The intake API as the pages'
+    # browsers reach it (None: http://gateway_host:intake_port), and the origins the pages are
+    # served from, which intake lets call it (comma-separated; None: the gateway's own address).
+    pages_intake_url: str | None = None
+    pages_origins: str | None = None
+    # Base map tiles drawn under the zone ({z}/{x}/{y} URL template; None: the zone alone,
+    # which needs no internet), and their attribution.
+    map_tile_url: str | None = None
+    map_tile_attribution: str = ""
+
     # Stream workers: a worker that stops heartbeating loses its partitions to the other
     # members after this long (docs/reliability.md); Kafka's brokers accept 6 s at the least
     # by default (group.min.session.timeout.ms).
