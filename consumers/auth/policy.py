@@ -70,6 +70,39 @@ def can_read_reporter(
     return False
 
 
+# Roles that may list and open incidents through the read API; which ones, can_read_incident
+# decides row by row (a desk its enterprise's, a unit those it was a party to).
+_INCIDENT_READERS = frozenset({Role.COMMANDER, Role.DESK, *UNIT_ROLES})
+
+
+def can_list_incidents(principal: Principal) -> bool:
+    """Tell whether principal may search incidents at all (each row: can_read_incident)."""
+    return principal.role in _INCIDENT_READERS
+
+
+def can_list_alarms(principal: Principal) -> bool:
+    """Tell whether principal may list alarms and their progress: a desk (its enterprise's
+    only) and the commander (all). A raiser reads its own receipts one by one instead."""
+    return principal.role in (Role.COMMANDER, Role.DESK)
+
+
+def can_search_enterprise(principal: Principal, *, enterprise_id: str) -> bool:
+    """Tell whether principal may ask for enterprise_id's incidents or alarms by name.
+
+    A desk names only its own: naming another is refused rather than answered empty, so a
+    desk learns nothing of another enterprise, not even that it has none. A unit's search
+    stays within its own incidents, whatever it names; the commander names any.
+    """
+    if principal.role is Role.DESK:
+        return enterprise_id == principal.enterprise_id
+    return principal.role in _INCIDENT_READERS
+
+
+def can_read_board(principal: Principal) -> bool:
+    """Tell whether principal may read the board's starting picture and every unit's position."""
+    return principal.role is Role.COMMANDER
+
+
 def can_act_on_assignment(principal: Principal, *, unit_id: str) -> bool:
     """Tell whether principal may answer (accept, decline, report progress) for unit_id's job.
 
