@@ -28,6 +28,7 @@ from consumers.auth import (
     can_read_incident,
 )
 from consumers.intake import receipts
+from consumers.intake.cors import install_cors
 from consumers.intake.docs import install_docs
 from consumers.intake.errors import (
     ApiError,
@@ -264,6 +265,8 @@ def build_app(
     )
     install_docs(app)
     app.add_middleware(BodyLimit, max_bytes=settings.intake_max_body_bytes)
+    # Outermost, so that every answer (a 413 too) tells the pages' browsers they may read it.
+    install_cors(app, settings)
     install_error_handlers(app)
     bearer = HTTPBearer(
         auto_error=False, description="A token from `dispatch token create` (`dsp_…`)."
