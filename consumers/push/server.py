@@ -32,6 +32,7 @@ from consumers.auth import (
     can_command,
 )
 from consumers.push.actions import CommanderActions, Refused, UnitActions
+from consumers.push.pages import Pages
 from consumers.push.protocol import (
     MAX_FRAME_BYTES,
     AckFrame,
@@ -54,6 +55,7 @@ from consumers.push.sessions import TRY_AGAIN_LATER, Hub, RateLimiter, Session, 
 from consumers.push.store import DATABASE_DOWN, OutboxRow, connection, resume_point, rows_after
 from consumers.readiness import Readiness, alive
 from dispatch.settings import Settings
+from dispatch.zone import default_zone_path, load_zone
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,14 @@ class PushServer:
         self._commands = commands
         self._port = settings.push_port if port is None else port
         self._failed_auth = RateLimiter(settings.rate_limit_per_minute)
+        # The pages (board, unit, desk) and their zone on the same port: docs/pages.md.
+        self._pages = Pages(
+            settings,
+            zone=load_zone(settings.zone_file or default_zone_path()),
+            authenticate=self._authenticate,
+            failed_auth=self._failed_auth,
+            can_connect=lambda principal: channel_for(principal) is not None,
+        )
         # Filled by the handshake, read once by the handler; weak, so a handshake that fails
         # after authentication leaves nothing behind.
         self._principals: weakref.WeakKeyDictionary[ServerConnection, Principal] = (
@@ -168,6 +178,8 @@ class PushServer:
         return str(address[0]) if address else "unknown"
 
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        if (page := await self._pages.answer(ws, request)) is not None:
+            return page
         path = request.path.partition("?")[0]
         if path in (HEALTH_PATH, READY_PATH):
             return await self._probe(ws, path)
