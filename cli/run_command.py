@@ -75,6 +75,13 @@ def services(settings: Settings) -> list[ServiceSpec]:
             f"http://{host}:{settings.reconciler_probe_port}/readyz",
         )
     )
+    specs.append(
+        ServiceSpec(
+            "sink",
+            (python, "-m", "consumers.sink"),
+            f"http://{host}:{settings.sink_probe_port}/readyz",
+        )
+    )
     return specs
 
 
