@@ -1,7 +1,7 @@
 """`python -m consumers.health SERVICE`: exit 0 when the service on this host answers its
 `/readyz` with 200, 1 otherwise, printing what it said. docker-compose.yml's health checks.
 
-SERVICE is `intake`, `push`, `reconciler` or `stream` (a stream worker); the port is the
+SERVICE is `intake`, `push`, `reconciler`, `sink` or `stream` (a stream worker); the port is the
 service's own from the settings (`DISPATCH_*`).
 """
 
@@ -17,6 +17,7 @@ PORTS: dict[str, Callable[[Settings], int]] = {
     "intake": lambda s: s.intake_port,
     "push": lambda s: s.push_port,
     "reconciler": lambda s: s.reconciler_probe_port,
+    "sink": lambda s: s.sink_probe_port,
     "stream": lambda s: s.stream_probe_port,
 }
 
