@@ -28,6 +28,7 @@ COMMANDS = {
     "intake": ["consumers.intake"],
     "push": ["consumers.push"],
     "reconciler": ["consumers.reconciler"],
+    "sink": ["consumers.sink"],
 }
 # ${NAME}, ${NAME:-default}, ${NAME:?error}: compose's interpolation.
 VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?::(?P<op>[-?])(?P<arg>[^}]*))?\}")
