@@ -38,6 +38,7 @@ def cli_env(state_dir: Path, **extra: str) -> dict[str, str]:
         "DISPATCH_INTAKE_PORT": str(free_port()),
         "DISPATCH_PUSH_PORT": str(free_port()),
         "DISPATCH_RECONCILER_PROBE_PORT": str(free_port()),
+        "DISPATCH_SINK_PROBE_PORT": str(free_port()),
         # `dispatch run` gives the stream workers this port and the next two.
         "DISPATCH_STREAM_PROBE_PORT": str(free_port_range(3)),
     }
