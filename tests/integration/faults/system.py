@@ -143,6 +143,7 @@ async def running_system(**overrides: object) -> AsyncIterator[System]:
         push_port=free_port(),
         stream_probe_port=free_port_range(3),
         reconciler_probe_port=free_port(),
+        sink_probe_port=free_port(),
         **overrides,
     )
     events = Events()
