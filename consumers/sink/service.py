@@ -69,8 +69,10 @@ class Status:
     batches: int = 0
     kafka_records: int = 0
     written: WriteResult = field(default_factory=WriteResult)
-    # Why the last write failed while it retries (PostgreSQL away), else None.
+    # Why the last write failed while it retries (PostgreSQL away), else None; and how many
+    # attempts failed so.
     waiting: str | None = None
+    retries: int = 0
     last_commit_at: float | None = None
     last_delay_s: float | None = None
 
@@ -148,6 +150,7 @@ class Sink:
             "records": self.status.kafka_records,
             "skipped": written.skipped,
             "waiting_for_postgres": self.status.waiting,
+            "failed_writes": self.status.retries,
             "last_delay_s": self.status.last_delay_s,
         }
 
@@ -202,6 +205,7 @@ class Sink:
                 if self.status.waiting is None:
                     log.warning("sink: PostgreSQL unavailable (%s); trying the batch again", why)
                 self.status.waiting = why
+                self.status.retries += 1
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RETRY_MAX_S)
                 continue

@@ -9,10 +9,12 @@ the catalog's key; alarms.classified as bundles).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
 
@@ -184,3 +186,40 @@ async def produce_bundles(
         for value in bundle(records[at : at + 5]):
             sent.append(await producer.send(topic, value, key=records[at][0], partition=0))
     return sent
+
+
+class SteadyLoad:
+    """Write one story every `every_s` until stopped, keeping what was written."""
+
+    def __init__(
+        self, producer: AIOKafkaProducer, topics: Mapping[str, str], *, every_s: float = 0.05
+    ) -> None:
+        self._producer = producer
+        self._topics = topics
+        self._every_s = every_s
+        self.stories: list[Story] = []
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start writing."""
+        self._task = asyncio.create_task(self._run(), name="steady-load")
+
+    async def stop(self) -> None:
+        """Stop writing, once the story being written is on the topics."""
+        self._stopping.set()
+        assert self._task is not None
+        await self._task
+
+    async def _run(self) -> None:
+        start = datetime.now(UTC) - timedelta(hours=1)
+        n = 0
+        while not self._stopping.is_set():
+            written = story(n, start + timedelta(seconds=n))
+            # A story of its own: each bundle of alarms.classified holds one alarm.
+            await produce(self._producer, self._topics, written.events)
+            self.stories.append(written)
+            n += 1
+            # The pace of the load: the next story is due when this times out.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._every_s)

@@ -110,6 +110,34 @@ async def counts(pool: asyncpg.Pool) -> dict[str, int]:
         return {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES}  # noqa: S608
 
 
+def expected(stories: list[Story]) -> dict[str, int]:
+    """Return the rows the stories make in each table (each unit's fixes are all kept)."""
+    return {
+        "record_alarms": len(stories),
+        "record_incidents": len(stories),
+        "record_events": sum(s.timeline for s in stories),
+        "record_units": len({s.unit_id for s in stories}),
+        "record_unit_positions": 2 * len(stories),
+        "record_dead_letters": 0,
+    }
+
+
+async def until_stored(sink: Sink, pool: asyncpg.Pool, stories: list[Story]) -> None:
+    """Wait until the tables hold exactly what the stories make, checking after each commit;
+    then check every timeline event is there, each once (its id is the key)."""
+    want = expected(stories)
+    while True:
+        seen = sink.status.batches
+        if await counts(pool) == want:
+            break
+        await asyncio.wait_for(sink.wait_commits(seen + 1), WAIT_S)
+    async with connection(pool) as conn:
+        ids = [r["event_id"] for r in await conn.fetch("SELECT event_id FROM record_events")]
+        alarms = {r["alarm_id"] for r in await conn.fetch("SELECT alarm_id FROM record_alarms")}
+    assert sorted(ids) == sorted(set().union(*(s.timeline_ids for s in stories)))
+    assert alarms == {s.alarm_id for s in stories}
+
+
 def kafka_records(stories: list[Story]) -> int:
     """Return how many Kafka records produce() writes for the stories (bundles of five)."""
     classified = len(stories)

@@ -1,0 +1,81 @@
+"""The sink under a steady load while PostgreSQL is stopped for 30 s and started again, on the
+real broker and a PostgreSQL server of the test's own: it waits, commits nothing meanwhile,
+catches up by itself, and every event is stored once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from consumers.db import migrate
+from consumers.db.pool import connection
+from dispatch.zone import Zone
+from tests.integration import test_sink
+from tests.integration.outage import PrivatePostgres, private_postgres
+from tests.integration.sink_events import SteadyLoad
+from tests.integration.test_sink import running_sink, until_stored
+
+# The sink tests' fixtures (fresh topics, a producer, the demo zone).
+topics = test_sink.topics
+producer = test_sink.producer
+zone = test_sink.zone
+
+OUTAGE_S = 30.0  # the scenario of the issue: PostgreSQL stopped this long
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[PrivatePostgres]:
+    """Yield a PostgreSQL server of this test's own."""
+    async with private_postgres(tmp_path / "state") as server:
+        yield server
+
+
+@pytest.fixture
+async def own_pool(database: PrivatePostgres) -> AsyncIterator[asyncpg.Pool]:
+    """Yield a pool on the test's own server, migrated."""
+    pool = await asyncpg.create_pool(database.url, min_size=1, max_size=4)
+    try:
+        async with connection(pool) as conn:
+            await migrate(conn)
+        yield pool
+    finally:
+        pool.terminate()
+
+
+async def test_the_sink_waits_out_postgres_stopped_30_s_and_stores_every_event_once(
+    bootstrap: str,
+    database: PrivatePostgres,
+    own_pool: asyncpg.Pool,
+    topics: dict[str, str],
+    producer: AIOKafkaProducer,
+    zone: Zone,
+    group_id: str,
+) -> None:
+    load = SteadyLoad(producer, topics, every_s=0.05)
+    async with running_sink(bootstrap, own_pool, topics, zone, group_id, batch_max=500) as sink:
+        load.start()
+        await sink.wait_commits(3)
+        async with database.stopped():
+            committed = sink.status.kafka_records
+            written_before = len(load.stories)
+            # The outage itself is the scenario: nothing to await but its end.
+            await asyncio.sleep(OUTAGE_S)
+            # Nothing was committed while no row could be written (one batch at most was
+            # being written when the server stopped).
+            assert sink.status.retries > 0
+            assert sink.status.waiting is not None
+            during = sink.status.kafka_records - committed
+            assert during <= 500
+            # The load went on meanwhile: the sink has a backlog to catch up.
+            assert len(load.stories) > written_before
+        # The load goes on after the restart; the sink catches up by itself.
+        await sink.wait_commits(sink.status.batches + 3)
+        await load.stop()
+        await until_stored(sink, own_pool, load.stories)
+    assert sink.status.waiting is None
+    assert sink.status.written.skipped == 0
