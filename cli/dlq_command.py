@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import re
 import sys
 import uuid
@@ -237,6 +238,9 @@ class Publisher:
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
         self._producer: AIOKafkaProducer | None = None
+        # The client logs each failed connection attempt; at a terminal the one error line
+        # this command prints says it (Python's last-resort handler would print them all).
+        logging.getLogger("aiokafka").addHandler(logging.NullHandler())
 
     async def publish(
         self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
@@ -276,8 +280,13 @@ def _run(settings: Settings, say: Say, work: Work) -> int:
     except (KafkaError, TimeoutError) as exc:
         return fail(
             f"Kafka at {settings.bootstrap_servers} did not take the record; that dead letter "
-            f"is not recorded as replayed (any listed above are): {type(exc).__name__}: {exc}",
+            f"is not recorded as replayed (any listed above are): {_named(exc)}",
             EXIT_REFUSED,
         )
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-        return fail(f"database: {type(exc).__name__}: {exc}", EXIT_REFUSED)
+        return fail(f"database: {_named(exc)}", EXIT_REFUSED)
+
+
+def _named(exc: BaseException) -> str:
+    name, text = type(exc).__name__, str(exc)
+    return text if text.startswith(name) else f"{name}: {text}" if text else name
