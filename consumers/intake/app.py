@@ -46,6 +46,7 @@ from consumers.intake.models import (
     raw_alarm_of,
     request_hash,
 )
+from consumers.intake.read_api import ReadSettings, install_read_api
 from consumers.kafka_producer import RecoveringProducer
 from consumers.readiness import alive, check_ready
 from dispatch.events import ALARMS_RAW, RawAlarm, encode, key_of
@@ -239,11 +240,13 @@ def build_app(
     kafka_timeout_s: float = 10.0,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     clock: Clock = time.monotonic,
+    read: ReadSettings | None = None,
 ) -> FastAPI:
     """Build the intake API on a started producer (acks=all, idempotent) and a pool.
 
     The zone (the settings' zone file, or the shipped one) tells which places belong to
-    which enterprise.
+    which enterprise. read says where the board checks the sink's progress (default: the
+    settings' sink group on the catalog's topics).
     """
     intake = Intake(
         producer=producer,
@@ -258,7 +261,8 @@ def build_app(
     app = FastAPI(
         title="alarm-dispatch intake",
         version="1",
-        description="Raise alarms and read their receipts. See docs/intake.md.",
+        description="Raise alarms and read their receipts (docs/intake.md); read the record: "
+        "the board, incidents, alarms, units (docs/api.md).",
         redoc_url=None,
         # Served by install_docs from the swagger-ui-bundle package, not from a CDN.
         docs_url=None,
@@ -302,6 +306,16 @@ def build_app(
     ) -> AlarmRecord:
         """Return an alarm's receipt and the alarm as received, if the caller may see it."""
         return await intake.read_alarm(principal, alarm_id)
+
+    install_read_api(
+        app,
+        caller=caller,
+        connection=intake.connection,
+        zone=intake.zone,
+        now=now,
+        bootstrap=settings.bootstrap_servers,
+        read=read or ReadSettings(sink_group=settings.sink_group),
+    )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
