@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from cli import (
     dlq_command,
     infra_commands,
+    report_command,
     run_command,
     simulate_command,
     token_commands,
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     triage_command.register(sub)
     simulate_command.register(sub)
     dlq_command.register(sub)
+    report_command.register(sub)
     return parser
 
 
