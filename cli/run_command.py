@@ -10,12 +10,17 @@ import sys
 import threading
 from typing import Any
 
+import asyncpg
+
 from cli.infra_commands import print_table
+from consumers.auth import AuthError
 from dispatch.settings import Settings
+from dispatch.zone import default_zone_path, load_zone
 from infra import stack
 from infra.processes import Say
 from infra.supervisor import ServiceSpec, Supervisor
 from infra.topics import declare_catalog_topics
+from simulator.principals import ensure_demo_principals
 
 # One stream worker per stage: each its own process and consumer group member, so the stages
 # use both cores of a small machine (docs/architecture.md). Each answers its probes on
@@ -99,6 +104,8 @@ def run_system(args: argparse.Namespace, settings: Settings, say: Say) -> int:
     supervisor.start()
     try:
         wait_until_ready(supervisor, settings, stop, say)
+        if not stop.is_set():
+            print_page_links(settings, say)
         # A service that dies is started again (with backoff); the system stays up.
         while not stop.wait(timeout=POLL_S):
             supervisor.poll()
@@ -127,3 +134,54 @@ def wait_until_ready(
             told_at = waited
             for name, why in waiting.items():
                 say(f"still waiting for {name}: {why}")
+
+
+# -- the pages and their demo tokens (docs/pages.md) ----------------------------------------------
+
+# Whose pages `dispatch run` prints: a patrol of the demo zone, and an enterprise's desk.
+DEMO_PAGE_UNIT = "cd-patrol-2"
+DEMO_PAGE_ENTERPRISE = "ent-hengtong"
+
+
+def print_page_links(settings: Settings, say: Say) -> None:
+    """Print the addresses of the board, a unit page and a desk page, each with a demo token.
+
+    The tokens are the simulator's demo principals' (made when missing, valid for a day), in
+    the URL fragment, which the browser never sends to a server; the page moves it into the
+    tab's session storage and wipes it from the address bar. They are printed here, on the
+    operator's own terminal, and never logged by a service.
+    """
+    try:
+        links = asyncio.run(page_links(settings))
+    # ValueError: a zone file that does not load, or a demo id taken by another principal.
+    except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, AuthError) as exc:
+        say(f"pages: no demo tokens ({type(exc).__name__}: {exc}); sign in with your own")
+        links = {name: _page_url(settings, path) for name, path in _PAGES.items()}
+    say("pages (demo tokens, valid for a day):")
+    for name, url in links.items():
+        say(f"  {name:<14} {url}")
+
+
+_PAGES = {"commander board": "/board", "unit page": "/unit", "desk page": "/desk"}
+
+
+def _page_url(settings: Settings, path: str, token: str | None = None) -> str:
+    url = f"http://{settings.gateway_host}:{settings.push_port}{path}"
+    return f"{url}#token={token}" if token else url
+
+
+async def page_links(settings: Settings) -> dict[str, str]:
+    """Return each page's address with a fresh demo token in its fragment."""
+    zone = load_zone(settings.zone_file or default_zone_path())
+    conn = await asyncpg.connect(stack.postgres_url(settings))
+    try:
+        demo = await ensure_demo_principals(conn, zone)
+    finally:
+        await conn.close()
+    unit = demo.units.get(DEMO_PAGE_UNIT) or next(iter(demo.units.values()))
+    desk = demo.desks.get(DEMO_PAGE_ENTERPRISE) or next(iter(demo.desks.values()))
+    tokens = (demo.commander.token, unit.token, desk.token)
+    return {
+        name: _page_url(settings, path, token.get_secret_value())
+        for (name, path), token in zip(_PAGES.items(), tokens, strict=True)
+    }
