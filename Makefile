@@ -12,12 +12,31 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# The pages (web/, docs/pages.md): npm ci from the lockfile (no install scripts), the type check
+# and the bundle into web/dist; again whenever a file of web/ changed.
+WEB_STAMP := web/dist/.built
+WEB_SOURCES := $(shell find web/src -type f) web/package.json web/package-lock.json web/tsconfig.json web/build.mjs
+
+$(WEB_STAMP): $(WEB_SOURCES)
+	cd web && npm ci --ignore-scripts --no-audit --no-fund && npm run build
+	touch $(WEB_STAMP)
+
+# Debian's chromium and the CJK fonts for the pages' browser tests, installed when missing
+# (CI runs as root; elsewhere through sudo). Playwright cannot download browsers here.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BROWSER_STAMP := $(VENV)/.browser
+
+$(BROWSER_STAMP): $(STAMP)
+	dpkg -s chromium fonts-noto-cjk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-cjk; }
+	touch $(BROWSER_STAMP)
+
 # Run the system on local defaults: Kafka and PostgreSQL as local processes, then every service.
-run: $(STAMP)
+run: $(STAMP) $(WEB_STAMP)
 	$(BIN)/dispatch run
 
 # Run lint, format check, type check, then the whole test suite on real Kafka and PostgreSQL.
-test: lint
+test: lint $(WEB_STAMP) $(BROWSER_STAMP)
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -28,7 +47,7 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) $(WEB_STAMP) $(BROWSER_STAMP)
 	$(BIN)/pytest tests/integration
 
 # Refresh constraints.txt from a clean resolve of pyproject.toml.
