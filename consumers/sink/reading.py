@@ -19,6 +19,7 @@ from dispatch.events import (
     ALARMS_DLQ,
     ALARMS_RAW,
     COMMANDER_COMMANDS,
+    COMMANDER_OUTCOMES,
     DISPATCH_ASSIGNMENTS,
     INCIDENTS_STATE,
     RESPONSES_EVENTS,
@@ -32,7 +33,7 @@ from streams.bundles import BadBundle, unbundle
 
 log = logging.getLogger(__name__)
 
-# The catalog topics the sink records; commander.outcomes too once the catalog has it.
+# The catalog topics the sink records.
 SINK_TOPICS = (
     ALARMS_RAW.name,
     ALARMS_CLASSIFIED.name,
@@ -42,13 +43,13 @@ SINK_TOPICS = (
     UNITS_STATUS.name,
     COMMANDER_COMMANDS.name,
     ALARMS_DLQ.name,
-    "commander.outcomes",
+    COMMANDER_OUTCOMES.name,
 )
 
 
 def catalog_topics(prefix: str = "") -> dict[str, TopicSpec[Any]]:
     """Return the topics the sink reads, by their name on the broker, with their specs."""
-    return {prefix + name: TOPICS[name] for name in SINK_TOPICS if name in TOPICS}
+    return {prefix + name: TOPICS[name] for name in SINK_TOPICS}
 
 
 def sink_records(record: Any, spec: TopicSpec[Any], *, now: datetime) -> list[SinkRecord]:

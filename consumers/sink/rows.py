@@ -11,12 +11,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from dispatch.events import (
     Assignment,
     ClassifiedAlarm,
     CommanderCommand,
+    CommandOutcome,
     DeadLetter,
     EventModel,
     FieldError,
@@ -92,49 +93,30 @@ _Timeline = tuple[
 
 
 def _timeline_fields(event: EventModel) -> _Timeline | None:
-    e: Any = event
     if isinstance(event, IncidentStateChange):
+        e = event
         return (e.event_id, e.incident_id, "state", e.at, e.actor, None, None, e.state.value)
     if isinstance(event, Assignment):
-        at = event.dispatched_at
+        j = event
         return (
-            e.assignment_id,
-            e.incident_id,
-            "assignment",
-            at,
-            None,
-            e.unit_id,
-            e.assignment_id,
-            None,
-        )
+            j.assignment_id, j.incident_id, "assignment", j.dispatched_at, None, j.unit_id,
+            j.assignment_id, None,
+        )  # fmt: skip
     if isinstance(event, ResponseEvent):
-        at = event.occurred_at
+        r = event
         return (
-            e.event_id,
-            e.incident_id,
-            "response",
-            at,
-            e.actor,
-            e.unit_id,
-            e.assignment_id,
-            None,
-        )
+            r.event_id, r.incident_id, "response", r.occurred_at, r.actor, r.unit_id,
+            r.assignment_id, None,
+        )  # fmt: skip
     if isinstance(event, CommanderCommand):
-        return (e.event_id, e.incident_id, "command", e.issued_at, e.actor, e.unit_id, None, None)
+        c = event
+        return (c.event_id, c.incident_id, "command", c.issued_at, c.actor, c.unit_id, None, None)
     if isinstance(event, ClassifiedAlarm):
-        return (
-            alarm_event_id(event),
-            e.incident_id,
-            "alarm",
-            e.classified_at,
-            None,
-            None,
-            None,
-            None,
-        )
-    if type(event).__name__ == "CommandOutcome":
-        # commander.outcomes (docs/events.md): read by the fields every outcome carries.
-        return (e.event_id, e.incident_id, "command_outcome", e.at, e.actor, e.unit_id, None, None)
+        a = event
+        return (alarm_event_id(a), a.incident_id, "alarm", a.classified_at, None, None, None, None)
+    if isinstance(event, CommandOutcome):
+        o = event
+        return (o.event_id, o.incident_id, "command_outcome", o.at, o.actor, o.unit_id, None, None)
     return None
 
 

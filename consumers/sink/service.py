@@ -25,6 +25,7 @@ from aiokafka.errors import KafkaError
 
 from consumers.db.faults import DATABASE_DOWN, describe_fault
 from consumers.db.pool import connection
+from consumers.sink import SINK_GROUP
 from consumers.sink.reading import catalog_topics, sink_records
 from consumers.sink.writer import SinkRecord, WriteResult, write_or_skip
 from consumers.until_stopped import stop_part
@@ -33,7 +34,7 @@ from dispatch.zone import Zone
 
 log = logging.getLogger(__name__)
 
-GROUP_ID = "alarm-dispatch-sink"
+GROUP_ID = SINK_GROUP
 _RETRY_FIRST_S = 0.2
 _RETRY_MAX_S = 5.0
 

@@ -2,9 +2,9 @@
 
 `story(n, at)` is one incident from its alarm to its resolution: the raw and classified alarm,
 the state changes with their parties, the job, the unit's ack, accept, arrival and resolution,
-its positions, and a commander's command; every event has its own id, so a test can tell
-exactly what must land once. `produce` writes events to the topics as the stages do (keyed by
-the catalog's key; alarms.classified as bundles).
+its positions, and a commander's command with its outcome; every event has its own id, so a
+test can tell exactly what must land once. `produce` writes events to the topics as the
+stages do (keyed by the catalog's key; alarms.classified as bundles).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from dispatch.events import (
     ClassifiedAlarm,
     CommanderAction,
     CommanderCommand,
+    CommandOutcome,
+    CommandResult,
     EventModel,
     IncidentState,
     IncidentStateChange,
@@ -120,6 +122,10 @@ def story(n: int, at: datetime, *, text: str = "路口两人打架 / a fight at 
         )  # fmt: skip
 
     timed = {"dispatched_at": t[2]}
+    close = CommanderCommand(
+        event_id=uuid.uuid4(), incident_id=incident_id, action=CommanderAction.CLOSE,
+        reason="settled on the spot", actor="commander-1", issued_at=t[7],
+    )  # fmt: skip
     events: list[EventModel] = [
         raw,
         classified,
@@ -132,10 +138,8 @@ def story(n: int, at: datetime, *, text: str = "路口两人打架 / a fight at 
         where(0.01, t[4]),
         where(0.005, t[5]),
         respond(ResponseAction.ON_SCENE, t[6]),
-        CommanderCommand(
-            event_id=uuid.uuid4(), incident_id=incident_id, action=CommanderAction.CLOSE,
-            reason="settled on the spot", actor="commander-1", issued_at=t[7],
-        ),
+        close,
+        CommandOutcome.of(close, result=CommandResult.APPLIED, reason=None, at=t[7]),
         respond(ResponseAction.RESOLVED, t[7]),
         change(
             IncidentState.RESOLVED, t[8], **timed, delivered_at=t[3], accepted_at=t[4],

@@ -202,7 +202,8 @@ async def test_every_event_lands_once_and_completes_the_rows(
     assert (alarm["category"], alarm["priority"], alarm["grid_id"]) == ("fight", "P2", GRID)
     assert alarm["reporter_name"] == "张三"
     assert {r["kind"]: r["n"] for r in kinds} == {
-        "alarm": 1, "assignment": 1, "command": 1, "response": 4, "state": 4,
+        "alarm": 1, "assignment": 1, "command": 1, "command_outcome": 1, "response": 4,
+        "state": 4,
     }  # fmt: skip
     # The delivery receipt is the unit's ack, with its unit and job.
     assert (ack["kind"], ack["unit_id"]) == ("response", first.unit_id)

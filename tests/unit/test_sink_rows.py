@@ -117,6 +117,7 @@ def test_each_event_has_its_kind_time_and_id_in_the_timeline() -> None:
     ]
     assert ("response", timedelta(seconds=2), s.unit_id) in kinds  # the ack: the delivery
     assert ("command", timedelta(seconds=300), None) in kinds
+    assert ("command_outcome", timedelta(seconds=300), None) in kinds
     assert all((r.source_topic, r.source_partition, r.source_offset) == ("t", 1, 7) for r in rows)
 
 
