@@ -103,6 +103,12 @@ def can_read_board(principal: Principal) -> bool:
     return principal.role is Role.COMMANDER
 
 
+def can_read_reports(principal: Principal) -> bool:
+    """Tell whether principal may read the zone's reports (every grid's, unit's and
+    enterprise's figures): the commander only."""
+    return principal.role is Role.COMMANDER
+
+
 def can_act_on_assignment(principal: Principal, *, unit_id: str) -> bool:
     """Tell whether principal may answer (accept, decline, report progress) for unit_id's job.
 
