@@ -47,6 +47,7 @@ from consumers.intake.models import (
     request_hash,
 )
 from consumers.intake.read_api import ReadSettings, install_read_api
+from consumers.intake.reports_api import install_reports_api
 from consumers.kafka_producer import RecoveringProducer
 from consumers.readiness import alive, check_ready
 from dispatch.events import ALARMS_RAW, RawAlarm, encode, key_of
@@ -316,6 +317,7 @@ def build_app(
         bootstrap=settings.bootstrap_servers,
         read=read or ReadSettings(sink_group=settings.sink_group),
     )
+    install_reports_api(app, caller=caller, connection=intake.connection, zone=intake.zone, now=now)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
