@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     # The web pages the push gateway serves (docs/pages.md). The intake API as the pages'
     # browsers reach it (None: http://gateway_host:intake_port), and the origins the pages are
     # served from, which intake lets call it (comma-separated; None: the gateway's own address).
+    # Where the built pages are (None: web/dist of this checkout; the image sets its own).
+    pages_dir: Path | None = None
     pages_intake_url: str | None = None
     pages_origins: str | None = None
     # Base map tiles drawn under the zone ({z}/{x}/{y} URL template; None: the zone alone,
