@@ -146,7 +146,7 @@ class Pages:
         authenticate: Authenticate,
         failed_auth: RateLimiter,
         can_connect: Callable[[Principal], bool],
-        root: Path = DEFAULT_ROOT,
+        root: Path | None = None,
     ) -> None:
         self._zone = zone
         self._authenticate = authenticate
@@ -160,6 +160,7 @@ class Pages:
                 "tile_attribution": settings.map_tile_attribution,
             }
         ).encode()
+        root = root or settings.pages_dir or DEFAULT_ROOT
         self._files = self._read(root)
         if not self._files:
             log.warning("no pages in %s: %s", root, NOT_BUILT.strip())
