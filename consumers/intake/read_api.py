@@ -37,6 +37,7 @@ from consumers.intake.read_models import (
     AlarmPage,
     AlarmProgress,
     Board,
+    BoardIncident,
     Incident,
     IncidentAlarmPage,
     IncidentDetail,
@@ -242,6 +243,7 @@ class Reader:
             # One snapshot for both tables (repeatable read), so units and incidents agree.
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             rows = await q.board_incidents(conn)
+            known = await q.board_known_changes(conn)
             unit_rows = await q.units(conn, after=None, limit=None)
         as_of = self._now()
         incidents = []
@@ -249,7 +251,10 @@ class Reader:
             parties = _PARTIES.validate_json(row["parties"])
             seen = visibility_of(principal, row["enterprise_id"], parties)
             if seen.visible:
-                incidents.append(incident_of(row, parties, contact=seen.contact))
+                incident = incident_of(row, parties, contact=seen.contact)
+                # A change's row and its timeline row commit together; the last one is there.
+                ids = known.get(row["incident_id"]) or [row["last_event_id"]]
+                incidents.append(BoardIncident(**dict(incident), updated_event_ids=ids))
         return Board(
             as_of=as_of,
             complete=progress.complete,

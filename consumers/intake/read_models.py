@@ -86,6 +86,16 @@ class Incident(ReadModel):
     parties: list[Party]
 
 
+class BoardIncident(Incident):
+    """An open incident on the board, with what a board needs to merge its live channel."""
+
+    updated_event_ids: list[uuid.UUID] = Field(
+        description="Every change of the incident the record holds at `updated_at` (most "
+        "often just `last_event_id`): a live change at that very time is one of these, or "
+        "new (docs/protocol.md)."
+    )
+
+
 class Alarm(ReadModel):
     """One alarm as received, and how it was classified and which incident took it."""
 
@@ -193,7 +203,7 @@ class Board(ReadModel):
         description="Records published but not yet stored when the tables were read (0 when "
         "complete; null when Kafka could not be asked)."
     )
-    incidents: list[Incident]
+    incidents: list[BoardIncident]
     units: list[Unit]
 
 

@@ -74,6 +74,18 @@ async def board_incidents(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     )
 
 
+async def board_known_changes(conn: asyncpg.Connection) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """Return, for every open incident, the ids of its changes the record holds at its
+    updated_at: a board drops a live change of that time that is one of these."""
+    rows = await conn.fetch(
+        "SELECT e.incident_id, array_agg(e.event_id ORDER BY e.event_id) AS ids "
+        "FROM record_incidents i JOIN record_events e "
+        "ON e.incident_id = i.incident_id AND e.at = i.updated_at AND e.kind = 'state' "
+        "WHERE i.is_open GROUP BY e.incident_id"
+    )
+    return {row["incident_id"]: list(row["ids"]) for row in rows}
+
+
 async def incidents(
     conn: asyncpg.Connection,
     query: IncidentQuery,

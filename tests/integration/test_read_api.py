@@ -144,6 +144,7 @@ async def test_the_board_holds_every_open_incident_and_every_unit(world: World) 
     first = board["incidents"][0]
     assert first["state"] == "dispatched"
     assert first["last_event_id"] == str(world.a_open.last.event_id)
+    assert first["updated_event_ids"] == [str(world.a_open.last.event_id)]
     assert first["updated_at"] == world.a_open.last.model_dump(mode="json")["at"]
     assert (first["reporter_name"], first["reporter_phone"]) == (CALLER, PHONE)
     assert [p["kind"] for p in first["parties"]] == ["assignment", "mutual_aid_alert"]
