@@ -5,8 +5,8 @@ page a commander's browser draws and the file the command writes never disagree.
 docs/reports.md defines every figure. A report changes nothing, so it writes no audit entry.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the endpoint's annotations at run
+# time, and `Depends(caller)` names a local of install_reports_api.
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -42,6 +42,7 @@ From = Annotated[
 To = Annotated[
     str | None,
     Query(
+        alias="to",
         max_length=64,
         description="The end, excluded (from=2026-11-01&to=2026-12-01 is November); default: "
         "now when `from` is given, else the first day of this month.",

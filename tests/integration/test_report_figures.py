@@ -281,19 +281,24 @@ YEAR_BEFORE_INCIDENTS = tuple(
 )
 
 
+async def write_record(conn: asyncpg.Connection) -> None:
+    """Write the hand-built record into the record tables of conn's schema."""
+    for incident in (*NOVEMBER_INCIDENTS, LATE, *OCTOBER_INCIDENTS, *YEAR_BEFORE_INCIDENTS):
+        await insert_incident(conn, incident)
+    # November 2026: 10 alarms, the first at the period's first instant; one at its end, out.
+    await insert_alarms(conn, local(11, 1), desk=1)
+    await insert_alarms(conn, local(11, 12, 9), desk=2, guard=2, sensor=4, hotline=1)
+    await insert_alarms(conn, local(12, 1), desk=1)
+    # October 2026: 8 alarms. November 2025: 20.
+    await insert_alarms(conn, local(10, 20, 9), desk=5, sensor=3)
+    await insert_alarms(conn, local(11, 20, 9).replace(year=2025), desk=10, sensor=10)
+
+
 @pytest.fixture
 async def record(pg: asyncpg.Connection) -> asyncpg.Connection:
-    """Yield a connection to a fresh schema holding the hand-built record."""
+    """Return a connection to a fresh schema holding the hand-built record."""
     await migrate(pg)
-    for incident in (*NOVEMBER_INCIDENTS, LATE, *OCTOBER_INCIDENTS, *YEAR_BEFORE_INCIDENTS):
-        await insert_incident(pg, incident)
-    # November 2026: 10 alarms, the first at the period's first instant; one at its end, out.
-    await insert_alarms(pg, local(11, 1), desk=1)
-    await insert_alarms(pg, local(11, 12, 9), desk=2, guard=2, sensor=4, hotline=1)
-    await insert_alarms(pg, local(12, 1), desk=1)
-    # October 2026: 8 alarms. November 2025: 20.
-    await insert_alarms(pg, local(10, 20, 9), desk=5, sensor=3)
-    await insert_alarms(pg, local(11, 20, 9).replace(year=2025), desk=10, sensor=10)
+    await write_record(pg)
     return pg
 
 
