@@ -44,7 +44,7 @@ import asyncpg
 
 from bench.e2e.floor import measure_floor
 from bench.e2e.hops import TopicReader
-from bench.e2e.offer import Offer, UnitFreer
+from bench.e2e.offer import Offer
 from bench.e2e.phones import PhonesSpec, run_phones
 from bench.e2e.rates import RateResult, Settle, run_rate
 from bench.e2e.report import plot, print_run, write_json
@@ -59,6 +59,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULTS = REPO_ROOT / "bench" / "results"
 DEFAULT_RATES = (10.0, 100.0, 500.0, 1000.0, 2000.0)
 WARMUP_RATE = 50.0
+UNIT_COPIES = 30
 
 
 class Child:
@@ -149,7 +150,9 @@ def next_rates(args: argparse.Namespace, done: list[RateResult]) -> float | None
 
 async def bench(args: argparse.Namespace, state: Path) -> dict[str, Any]:
     """Start everything, measure the floor and every rate; return the run."""
-    async with running_system(state, merge_window_s=BENCH_MERGE_WINDOW_S) as system:
+    async with running_system(
+        state, merge_window_s=BENCH_MERGE_WINDOW_S, unit_copies=args.unit_copies
+    ) as system:
         settings = system.settings
         assert settings.zone_file is not None  # running_system sets it
         zone = load_zone(settings.zone_file)
@@ -157,11 +160,9 @@ async def bench(args: argparse.Namespace, state: Path) -> dict[str, Any]:
         tokens = state / "unit-tokens.json"
         principals = await make_principals(url, zone, tokens)
         phones = await Child.start(
-            PhonesSpec(system.push_url, str(settings.zone_file), str(tokens))
+            PhonesSpec(system.push_url, str(settings.zone_file), str(tokens), bootstrap)
         )
         print(f"phones: {await phones.line()}", flush=True)
-        freer = UnitFreer(zone, bootstrap)
-        freeing = asyncio.create_task(freer.run())
         sampler = CpuSampler(lambda: groups_of(system, phones.process.pid))
         sampling = asyncio.create_task(sampler.run())
         others = OtherLoad(state)
@@ -173,7 +174,6 @@ async def bench(args: argparse.Namespace, state: Path) -> dict[str, Any]:
             ):
                 common = dict(
                     offer=offer,
-                    freer=freer,
                     phones=phones,
                     reader=reader,
                     postgres_url=url,
@@ -197,20 +197,21 @@ async def bench(args: argparse.Namespace, state: Path) -> dict[str, Any]:
                     )
                 floor_after = await measure_floor(bootstrap, url, args.floor_samples)
         finally:
-            freeing.cancel()
             sampling.cancel()
-            await asyncio.gather(freeing, sampling, return_exceptions=True)
+            await asyncio.gather(sampling, return_exceptions=True)
             await phones.stop()
     return {
         "command": "python -m bench.e2e " + " ".join(sys.argv[1:]),
         "machine": machine(),
         "started": args.started,
         "merge_window_s": BENCH_MERGE_WINDOW_S,
+        "unit_copies": args.unit_copies,
+        "units": len(zone.units),
         "rate_limit_per_minute": settings.rate_limit_per_minute,
         "services": sorted(system.service_pids()),
         "floor": floor.summary(),
         "floor_after": floor_after.summary(),
-        "rates": [asdict(r) for r in results],
+        "rates": [asdict(r) | {"saturated": r.saturated} for r in results],
     }
 
 
@@ -230,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", type=float, default=3.0, help="settled: no new job this long")
     parser.add_argument("--drain", type=float, default=120.0, help="most to wait after a rate")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument(
+        "--unit-copies",
+        type=int,
+        default=UNIT_COPIES,
+        help="copies of every unit but the guards (1: the demo zone's 53 units)",
+    )
     parser.add_argument("--json", type=Path, help="where to write the run")
     parser.add_argument("--png", type=Path, help="where to write the plot")
     parser.add_argument("--label", help="the run's name in the plot")

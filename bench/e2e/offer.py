@@ -8,72 +8,44 @@ at a steady rate, each alarm its own request on a fixed schedule (a slow answer 
 the rate), with the simulator's careful desk client (an idempotency key per alarm, retries
 with the same key). No device alarms: they do not pass the intake.
 
-The demo zone has 53 units, and the route stage sends only units that are available; a unit
-it sends is `assigned` until a newer report says otherwise. At hundreds of alarms a second no
-crew could answer each job through the protocol fast enough (accept, on the way, on scene,
-resolved, available: five answers, each a PostgreSQL transaction and a Kafka write in the
-gateway), so, as `bench/pipeline` does, the bench reports every unit `available` again at its
-home on `units.status` at short intervals (`UnitFreer`), about two reports per alarm offered,
-which is what a unit reporting itself free after each job would write. The phones accept each
-job at once (`bench/e2e/phones.py`).
+Units are made free again by the phones (`bench/e2e/phones.py`): each accepts its job at
+once and then reports itself available.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaProducer
+from pydantic import SecretStr
 
-from bench.pipeline.workload import unit_reports
-from dispatch.events import UNITS_STATUS
 from dispatch.zone import Zone
 from simulator.alarms import AlarmMaker
-from simulator.desk_client import DeskClient, Receipt
+from simulator.desk_client import DeskClient, Receipt, Refusal
 from simulator.load import Load
 from simulator.principals import DemoPrincipals
 from simulator.sensor_client import SensorClient
 
-FREE_EVERY_MIN_S = 0.02
-FREE_EVERY_MAX_S = 1.0
-REPORTS_PER_ALARM = 2.0
 HTTP_CONNECTIONS = 400
 
 
-def free_every_s(units: int, rate: float) -> float:
-    """Return how often every unit is reported free at an offered rate."""
-    return min(FREE_EVERY_MAX_S, max(FREE_EVERY_MIN_S, units / (REPORTS_PER_ALARM * rate)))
+class TimedDesk(DeskClient):
+    """A desk client that also notes, per alarm received, when it was posted and answered."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.waited: dict[str, float] = {}  # alarm id -> seconds from the post to the 202
 
-class UnitFreer:
-    """Report every unit of the zone available at its home, every `every_s` seconds."""
-
-    def __init__(self, zone: Zone, bootstrap: str) -> None:
-        self.zone = zone
-        self.every_s = FREE_EVERY_MAX_S
-        self.sent = 0
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
-        )
-
-    async def run(self) -> None:
-        """Report until cancelled."""
-        await self._producer.start()
-        try:
-            while True:
-                sends = [
-                    await self._producer.send(UNITS_STATUS.name, value, key=key)
-                    for key, value in unit_reports(self.zone)
-                ]
-                await asyncio.gather(*sends)
-                self.sent += len(sends)
-                await asyncio.sleep(self.every_s)
-        finally:
-            with contextlib.suppress(Exception):
-                await self._producer.stop()
+    async def raise_alarm(self, body: dict[str, Any]) -> Receipt | Refusal:
+        """Post one alarm as DeskClient does; note how long the desk waited for its receipt."""
+        posted = time.time()
+        outcome = await super().raise_alarm(body)
+        if isinstance(outcome, Receipt):
+            self.waited[str(outcome.alarm_id)] = time.time() - posted
+        return outcome
 
 
 class Offer:
@@ -88,8 +60,8 @@ class Offer:
         self.http = httpx.AsyncClient(base_url=intake_url, limits=limits)
         self.sensors = SensorClient(bootstrap)
 
-        def desk(principal_id: str, token: object) -> DeskClient:
-            return DeskClient(self.http, principal_id=principal_id, token=token)  # type: ignore[arg-type]  # a SecretStr
+        def desk(principal_id: str, token: SecretStr) -> TimedDesk:
+            return TimedDesk(self.http, principal_id=principal_id, token=token)
 
         self.desks = {e: desk(p.id, p.token) for e, p in principals.desks.items()}
         self.hotline = desk(principals.hotline.id, principals.hotline.token)
@@ -102,7 +74,7 @@ class Offer:
         )
 
     @property
-    def clients(self) -> Sequence[DeskClient]:
+    def clients(self) -> Sequence[TimedDesk]:
         """Return every desk client, the hotline's included."""
         return [*self.desks.values(), self.hotline]
 
@@ -114,6 +86,11 @@ class Offer:
             for r in client.record.receipts
             if r.received_at >= since and not r.replayed
         ]
+
+    def waited(self, alarm_ids: Iterable[str]) -> list[float]:
+        """Return how long the desks waited for these alarms' receipts, in milliseconds."""
+        waited = {a: s for client in self.clients for a, s in client.waited.items()}
+        return [waited[a] * 1000 for a in alarm_ids if a in waited]
 
     def refusals(self) -> int:
         """Return how many alarms were refused (or given up) so far."""

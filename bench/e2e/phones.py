@@ -20,13 +20,16 @@ import asyncio
 import json
 import sys
 import time
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
 from consumers.auth import Role
-from dispatch.events import Position
+from dispatch.events import UNITS_STATUS, Position, UnitAvailability, UnitStatus, encode, key_of
 from dispatch.zone import load_zone
 from simulator.behaviour import Behaviour
 from simulator.crew import Crew, Order, Request
@@ -44,6 +47,7 @@ class PhonesSpec:
     push_url: str
     zone_file: str
     tokens_file: str  # JSON: unit id -> [role, secret]
+    bootstrap: str  # Kafka, for the units' reports that they are free again
 
 
 @dataclass(frozen=True)
@@ -56,11 +60,45 @@ class Accepted:
     code: str
 
 
-class AcceptingCrew(Crew):
-    """Accept every job the moment it is shown; never drive, work or resolve."""
+class FreeReports:
+    """Report a unit available again at its base on `units.status`, once it has accepted."""
 
-    def __init__(self, behaviour: Behaviour, home: Position, request: Request) -> None:
+    def __init__(self, bootstrap: str) -> None:
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+        )
+        self._sending: set[asyncio.Future[object]] = set()
+
+    async def free(self, unit_id: str, home: Position) -> None:
+        """Queue the report; its acknowledgement is not awaited."""
+        status = UnitStatus(
+            event_id=uuid.uuid4(),
+            unit_id=unit_id,
+            status=UnitAvailability.AVAILABLE,
+            position=Position(lat=home.lat, lon=home.lon, accuracy_m=10.0),
+            reported_at=datetime.now(UTC),
+        )
+        sent = await self.producer.send(UNITS_STATUS.name, encode(status), key=key_of(status))
+        self._sending.add(sent)
+        sent.add_done_callback(self._sending.discard)
+
+
+class AcceptingCrew(Crew):
+    """Accept every job the moment it is shown, then report the unit free; nothing more."""
+
+    def __init__(
+        self,
+        behaviour: Behaviour,
+        home: Position,
+        request: Request,
+        *,
+        unit_id: str,
+        reports: FreeReports,
+    ) -> None:
         super().__init__(behaviour, home, request)
+        self.home = home
+        self.unit_id = unit_id
+        self.reports = reports
         self.accepted: list[Accepted] = []
         self._answering: set[asyncio.Task[None]] = set()
 
@@ -74,9 +112,10 @@ class AcceptingCrew(Crew):
         sent = time.time()
         reply = await self._request({"type": "respond", "seq": order.seq, "action": "accept"})
         self.accepted.append(Accepted(str(order.assignment_id), sent, time.time(), reply.code))
+        await self.reports.free(self.unit_id, self.home)
 
 
-def fleet_of(spec: PhonesSpec) -> tuple[Fleet, dict[str, AcceptingCrew]]:
+def fleet_of(spec: PhonesSpec, reports: FreeReports) -> tuple[Fleet, dict[str, AcceptingCrew]]:
     """Build the fleet of every unit of the zone, each with an accepting crew."""
     zone = load_zone(spec.zone_file)
     tokens: dict[str, list[str]] = json.loads(Path(spec.tokens_file).read_text())
@@ -89,7 +128,9 @@ def fleet_of(spec: PhonesSpec) -> tuple[Fleet, dict[str, AcceptingCrew]]:
     crews = {}
     for unit_id, client in fleet.clients.items():
         home = zone.home_position(zone.unit(unit_id))
-        crews[unit_id] = AcceptingCrew(client.behaviour, home, client.request)
+        crews[unit_id] = AcceptingCrew(
+            client.behaviour, home, client.request, unit_id=unit_id, reports=reports
+        )
         client.crew = crews[unit_id]
     return fleet, crews
 
@@ -106,7 +147,17 @@ def jobs_since(fleet: Fleet, since: float) -> list[tuple[str, str, str, str, flo
 
 async def run_phones(spec: PhonesSpec) -> None:
     """Connect every phone, then answer the driver's lines until its input ends."""
-    fleet, crews = fleet_of(spec)
+    reports = FreeReports(spec.bootstrap)
+    await reports.producer.start()
+    try:
+        await serve_driver(spec, reports)
+    finally:
+        await reports.producer.stop()
+
+
+async def serve_driver(spec: PhonesSpec, reports: FreeReports) -> None:
+    """Connect the fleet, then answer the driver's lines until its input ends."""
+    fleet, crews = fleet_of(spec, reports)
     loop = asyncio.get_running_loop()
     async with fleet:
         async with asyncio.timeout(CONNECT_GUARD_S):

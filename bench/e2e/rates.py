@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.e2e.hops import HOPS, Records, TopicReader, hop_times, read_outbox
-from bench.e2e.offer import Offer, UnitFreer, free_every_s
+from bench.e2e.offer import Offer
 from bench.pipeline.cpu import CpuSampler
 from bench.push_fanout import OtherLoad
 from dispatch.triage import provisional_incident_id
@@ -67,6 +67,7 @@ class RateResult:
     undecided: int
     jobs_per_s: float
     job_ms: dict[str, float | None]
+    desk_wait_ms: dict[str, float | None]
     accept_ms: dict[str, float | None]
     accepted: int
     hops_ms: dict[str, dict[str, float | None]]
@@ -74,16 +75,19 @@ class RateResult:
     cpu_ms_per_alarm: dict[str, float]
     cores: float
     others: float
-    free_every_s: float
-    unit_reports: int
     phone_problems: dict[str, Any] = field(default_factory=dict)
     settled_after_s: float = 0.0
+    span_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def saturated(self) -> bool:
         """Tell whether the system failed to keep up: fewer than 90 % of the offered alarms'
         jobs per second, or fewer than 90 % of the receipted alarms got a job."""
-        return self.jobs_per_s < 0.9 * self.rate or self.jobs < 0.9 * self.receipted
+        return (
+            self.jobs_per_s < 0.9 * self.rate
+            or self.receipted_per_s < 0.9 * self.rate
+            or self.jobs < 0.9 * self.receipted
+        )
 
 
 async def settle(
@@ -107,7 +111,6 @@ async def run_rate(
     rate: float,
     duration_s: float,
     offer: Offer,
-    freer: UnitFreer,
     phones: Any,
     reader: TopicReader,
     postgres_url: str,
@@ -116,8 +119,6 @@ async def run_rate(
     settle_by: Settle,
 ) -> RateResult:
     """Offer rate alarms a second for duration_s, wait for the outcome, reduce the figures."""
-    freer.every_s = free_every_s(len(freer.zone.units), rate)
-    reports_before = freer.sent
     start_offsets = await reader.end_offsets()
     refused, retried = offer.refusals(), offer.retries()
     t0 = time.time()
@@ -137,8 +138,10 @@ async def run_rate(
     dump = json.loads(await phones.line())
     found = await reader.read(start_offsets, await reader.end_offsets())
     await read_outbox(postgres_url, since, found)
+    waited = offer.waited(str(r.alarm_id) for r in receipts)
     return reduce(
         rate=rate,
+        desk_wait_ms=waited,
         duration_s=duration_s,
         receipts={str(r.alarm_id): r.received_at.timestamp() for r in receipts},
         dump=dump,
@@ -147,8 +150,6 @@ async def run_rate(
         others=OtherLoad.cores(load_before, load_after),
         refused=offer.refusals() - refused,
         retried=offer.retries() - retried,
-        free_every=freer.every_s,
-        unit_reports=freer.sent - reports_before,
         settled_after_s=settled - offer_end,
     )
 
@@ -156,6 +157,7 @@ async def run_rate(
 def reduce(
     *,
     rate: float,
+    desk_wait_ms: Sequence[float],
     duration_s: float,
     receipts: Mapping[str, float],
     dump: Mapping[str, Any],
@@ -164,8 +166,6 @@ def reduce(
     others: float,
     refused: int,
     retried: int,
-    free_every: float,
-    unit_reports: int,
     settled_after_s: float,
 ) -> RateResult:
     """Turn what the phones, the topics and the outbox said into one rate's figures."""
@@ -218,6 +218,7 @@ def reduce(
         undecided=undecided,
         jobs_per_s=round(len(job_ms) / (last_job - first), 1) if last_job > first else 0.0,
         job_ms=percentiles(job_ms),
+        desk_wait_ms=percentiles(desk_wait_ms),
         accept_ms=percentiles(accept_ms),
         accepted=len(accept_ms),
         hops_ms={hop: percentiles(hops[hop]) for hop in HOPS},
@@ -225,8 +226,10 @@ def reduce(
         cpu_ms_per_alarm={name: round(s * 1000 / count, 3) for name, s in spent.items()},
         cores=round(sum(spent.values()) / (last_job - first), 2) if last_job > first else 0.0,
         others=round(others, 2),
-        free_every_s=round(free_every, 3),
-        unit_reports=unit_reports,
         phone_problems=dict(dump.get("problems", {})),
         settled_after_s=round(settled_after_s, 1),
+        span_s={
+            "receipts": round(received_span, 3),
+            "first_receipt_to_last_job": round(last_job - first, 3),
+        },
     )

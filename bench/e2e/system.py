@@ -16,9 +16,11 @@ printed with the figures:
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import time
+import tomllib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -85,17 +87,45 @@ def process_tree(pid: int) -> set[int]:
         return set()
 
 
-def bench_zone_file(state_dir: Path, merge_window_s: float) -> Path:
-    """Write the demo zone with another merge window into the state directory; return it."""
+def bench_zone_file(state_dir: Path, merge_window_s: float, copies: int) -> Path:
+    """Write the demo zone with another merge window and `copies` of every unit that is not
+    an enterprise's guard (each copy at the same base, of the same kind and team) into the
+    state directory; return its path."""
     text = default_zone_path().read_text(encoding="utf-8")
-    changed, count = re.subn(
+    text, count = re.subn(
         r"^merge_window_s\s*=\s*[0-9.]+", f"merge_window_s = {merge_window_s:g}", text, flags=re.M
     )
     if count != 1:
         raise RuntimeError("the demo zone file has no single merge_window_s line to change")
+    units = tomllib.loads(text)["units"]
+    extra = [
+        _toml_table("units", unit | {"id": f"{unit['id']}-c{n}", "name": f"{unit['name']} #{n}"})
+        for n in range(2, copies + 1)
+        for unit in units
+        if unit["kind"] != "guard"
+    ]
     path = state_dir / "bench-zone.toml"
-    path.write_text(changed, encoding="utf-8")
+    path.write_text(text + "\n" + "\n".join(extra), encoding="utf-8")
     return path
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"no TOML for {type(value).__name__}")
+
+
+def _toml_table(name: str, fields: dict[str, object]) -> str:
+    lines = [f"[[{name}]]"] + [f"{key} = {_toml_value(value)}" for key, value in fields.items()]
+    return "\n".join(lines) + "\n"
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -125,12 +155,12 @@ def output_to(path: Path) -> Iterator[None]:
 
 @asynccontextmanager
 async def running_system(
-    state_dir: Path, *, merge_window_s: float, say: Say = print
+    state_dir: Path, *, merge_window_s: float, unit_copies: int, say: Say = print
 ) -> AsyncIterator[System]:
     """Start Kafka, PostgreSQL and every service of `dispatch run`; stop all of it afterwards.
 
     The services' own output goes to `services.log` in the state directory."""
-    zone_file = bench_zone_file(state_dir, merge_window_s)
+    zone_file = bench_zone_file(state_dir, merge_window_s, unit_copies)
     settings = stack.private_settings(
         state_dir,
         intake_port=free_port(),
