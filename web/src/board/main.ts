@@ -89,15 +89,20 @@ class Board {
     window.setInterval(() => void this.figures(), FIGURES_EVERY_MS);
   }
 
-  private async loadSnapshot(): Promise<void> {
+  private async loadSnapshot(attempt = 0): Promise<void> {
     try {
-      const board = await this.api.get<{ incidents: ApiIncident[]; units: ApiUnit[] }>("/v1/board");
+      const board = await this.api.get<{ incidents: ApiIncident[]; units: ApiUnit[]; complete?: boolean }>("/v1/board");
       this.state.applySnapshot(board.incidents, board.units);
-      byId("snapshot-note").hidden = true;
+      const note = byId("snapshot-note");
+      // The record was behind the live channel: say so, and fetch again (always safe).
+      note.hidden = board.complete !== false;
+      note.textContent = t("board.snapshot.behind");
+      if (board.complete === false && attempt < 20) window.setTimeout(() => void this.loadSnapshot(attempt + 1), 3000);
     } catch {
       // No read API yet: the board shows what happens from now on, and says so.
       this.state.release();
       byId("snapshot-note").hidden = false;
+      byId("snapshot-note").textContent = t("board.snapshot.none");
     }
     this.draw();
     void this.figures();
@@ -174,6 +179,7 @@ class Board {
         fillOpacity: 0.35,
         className: `incident-marker prio-${incident.priority}${needsDecision(incident) ? " decide" : ""}`,
       }).addTo(this.incidentLayer);
+      marker.getElement()?.setAttribute("data-incident", incident.incident_id);
       marker.bindTooltip(`${incident.priority} ${t(`kind.${incident.category}`)} · ${t(`state.${incident.state}`)}`);
       marker.on("click", () => this.select(incident.incident_id, true));
     }
@@ -188,6 +194,11 @@ class Board {
         fillOpacity: 0.95,
         className: `unit-marker status-${unit.status}`,
       }).addTo(this.unitLayer);
+      // Named on the drawn element too, so a person's tools (and the browser tests) can find it.
+      const path = marker.getElement();
+      path?.setAttribute("data-unit", unit.unit_id);
+      path?.setAttribute("data-lat", String(unit.position.lat));
+      path?.setAttribute("data-lon", String(unit.position.lon));
       const age = secondsSince(unit.position_at);
       marker.bindTooltip(`${unitName(this.zone, unit.unit_id)} · ${t(`unit.status.${unit.status}`)}${age !== null ? ` · ${t("board.fix_age")} ${duration(age)}` : ""}`);
     }

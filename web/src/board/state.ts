@@ -8,7 +8,8 @@ import type {
   ApiIncident, ApiUnit, Incident, IncidentChange, IncidentState, UnitStatusEvent, Position, Availability,
 } from "../common/types";
 
-const CLOSED: ReadonlySet<IncidentState> = new Set(["resolved", "cancelled", "merged"]);
+// `merged` is said of the incident another alarm joined: it stays open (docs/lifecycle.md).
+const CLOSED: ReadonlySet<IncidentState> = new Set(["resolved", "cancelled"]);
 const PRIORITY_RANK = { P1: 1, P2: 2, P3: 3, P4: 4 } as const;
 
 export interface UnitView {
@@ -50,6 +51,7 @@ export function fromChange(change: IncidentChange): Incident {
     actor: change.actor,
     updated_at: change.at,
     last_event_id: change.event_id,
+    held_ids: [change.event_id],
   };
 }
 
@@ -81,14 +83,16 @@ export function fromApi(api: ApiIncident): Incident {
     actor: null,
     updated_at: api.updated_at,
     last_event_id: api.last_event_id ?? "",
+    held_ids: api.updated_event_ids ?? (api.last_event_id ? [api.last_event_id] : []),
   };
 }
 
-/** Tell whether (at, id) comes after (updatedAt, lastId): the snapshot rule of the protocol. */
-export function newer(at: string, id: string, updatedAt: string, lastId: string): boolean {
+/** The merge rule of docs/protocol.md: a change later than what the board shows replaces it;
+ * an earlier one, or one at that very time that the board already holds, is dropped. */
+export function newer(at: string, id: string, known: Incident): boolean {
   const a = Date.parse(at);
-  const b = Date.parse(updatedAt);
-  return a !== b ? a > b : id > lastId;
+  const b = Date.parse(known.updated_at);
+  return a !== b ? a > b : !known.held_ids.includes(id);
 }
 
 export class BoardState {
@@ -100,10 +104,21 @@ export class BoardState {
   closed = new Map<string, Incident>();
   private buffer: ({ kind: "incident"; change: IncidentChange } | { kind: "unit"; status: UnitStatusEvent })[] | null = [];
 
-  /** Take the starting picture, then every change buffered while it was fetched. */
+  /** Take a starting picture (again, when the first was incomplete), then what was buffered. */
   applySnapshot(incidents: ApiIncident[], units: ApiUnit[]): void {
-    for (const api of incidents) this.incidents.set(api.incident_id, fromApi(api));
+    for (const api of incidents) {
+      const known = this.incidents.get(api.incident_id) ?? this.closed.get(api.incident_id);
+      const taken = fromApi(api);
+      if (!known || Date.parse(api.updated_at) > Date.parse(known.updated_at)) {
+        this.incidents.set(api.incident_id, taken);
+        this.closed.delete(api.incident_id);
+      } else if (Date.parse(api.updated_at) === Date.parse(known.updated_at)) {
+        known.held_ids = [...new Set([...known.held_ids, ...taken.held_ids])];
+      }
+    }
     for (const unit of units) {
+      const known = this.units.get(unit.unit_id);
+      if (known?.reported_at && unit.reported_at && Date.parse(known.reported_at) > Date.parse(unit.reported_at)) continue;
       this.units.set(unit.unit_id, {
         unit_id: unit.unit_id,
         status: unit.status,
@@ -138,8 +153,13 @@ export class BoardState {
       this.seen.set(change.incident_id, history);
     }
     const known = this.incidents.get(change.incident_id) ?? this.closed.get(change.incident_id);
-    if (known && !newer(change.at, change.event_id, known.updated_at, known.last_event_id)) return false;
+    if (known && !newer(change.at, change.event_id, known)) return false;
     const incident = fromChange(change);
+    if (known && Date.parse(known.updated_at) === Date.parse(change.at)) {
+      incident.held_ids = [...known.held_ids, change.event_id];
+    }
+    // An alarm joining the incident changes its count and words, not where it stands.
+    if (change.state === "merged" && known) incident.state = known.state;
     if (isOpen(incident)) {
       this.incidents.set(incident.incident_id, incident);
       this.closed.delete(incident.incident_id);

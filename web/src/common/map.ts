@@ -20,9 +20,13 @@ const PLACE_COLOURS: Record<string, string> = {
 export interface ZoneMapOptions {
   /** Show the names of the grids as permanent labels (the board); else on hover only. */
   gridLabels?: boolean;
-  /** Draw only these places (the desk's own); all when absent. */
+  /** Draw only these places; all when absent. */
   places?: (place: ZonePlace) => boolean;
+  /** A place drawn larger with its name always shown (the desk's own site). */
+  highlight?: string;
   zoomControl?: boolean;
+  /** The page sets its own view after making the map (the desk's site, the unit's job). */
+  keepView?: boolean;
 }
 
 export function zoneMap(
@@ -36,6 +40,7 @@ export function zoneMap(
     attributionControl: config.tile_url !== null,
     preferCanvas: false,
     keyboard: true,
+    zoomSnap: 0.25,
   });
   if (config.tile_url) {
     L.tileLayer(config.tile_url, { attribution: config.tile_attribution, maxZoom: 19 }).addTo(map);
@@ -59,18 +64,33 @@ export function zoneMap(
   }
   for (const place of zone.places) {
     if (options.places && !options.places(place)) continue;
+    const own = place.id === options.highlight;
     const marker = L.circleMarker([place.position.lat, place.position.lon], {
-      radius: place.type === "enterprise" || place.type === "school" ? 4 : 5,
+      radius: own ? 10 : place.type === "enterprise" || place.type === "school" ? 4 : 5,
       color: PLACE_COLOURS[place.type] ?? "#757575",
       weight: 1,
       fillOpacity: 0.6,
       className: `zone-place place-${place.type}`,
     }).addTo(map);
-    marker.bindTooltip(shortName(place.name), { className: "place-label" });
+    marker.bindTooltip(shortName(place.name), { className: own ? "grid-label" : "place-label", permanent: own });
     bounds.extend(marker.getLatLng());
   }
-  if (bounds.isValid()) map.fitBounds(bounds, { padding: [12, 12] });
-  else map.setView([31.7, 113.42], 12);
+  const fit = (): void => {
+    if (bounds.isValid()) map.fitBounds(bounds, { padding: [12, 12] });
+    else map.setView([31.7, 113.42], 12);
+  };
+  fit();
+  // The page lays itself out after the map is made (panels fill in, a banner comes and goes):
+  // follow the container's size, and fit the zone once the first layout is done.
+  // Until the person moves the map, it keeps the whole zone in view.
+  let moved = options.keepView ?? false;
+  for (const event of ["pointerdown", "wheel", "keydown"]) {
+    element.addEventListener(event, () => (moved = true), { once: true });
+  }
+  new ResizeObserver(() => {
+    map.invalidateSize();
+    if (!moved && element.clientHeight > 0) fit();
+  }).observe(element);
   return map;
 }
 

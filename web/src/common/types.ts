@@ -89,6 +89,7 @@ export interface ApiIncident {
   closed_at?: string | null;
   updated_at: string;
   last_event_id?: string | null;
+  updated_event_ids?: string[];
   parties?: Party[];
 }
 
@@ -113,6 +114,8 @@ export interface Incident {
   actor: string | null;
   updated_at: string;
   last_event_id: string;
+  /** Every change held at updated_at: a live change at that very time is one of these or new. */
+  held_ids: string[];
 }
 
 export interface UnitStatusEvent {

@@ -11,7 +11,7 @@ import { languageButton, onLangChange, t, translateStatic } from "../common/i18n
 import { shortName, zoneMap } from "../common/map";
 import { refusedMessage, signIn, signOut } from "../common/signin";
 import { Channel, type ConnectionState } from "../common/socket";
-import type { IncidentChange, PageConfig, ServerFrame, Zone, ZonePlace } from "../common/types";
+import type { IncidentChange, PageConfig, Party, ServerFrame, Zone, ZonePlace } from "../common/types";
 
 // What each kind of alarm says, in words the classification rules know
 // (dispatch/classify/data/rules.toml), so the tap classifies as the desk meant.
@@ -39,12 +39,21 @@ interface Receipt {
   spot: string;
 }
 
+interface Progress {
+  incident_id: string;
+  state: IncidentChange["state"];
+  priority: IncidentChange["priority"];
+  parties: (Party & { eta_at?: string | null })[];
+}
+
+/** One alarm of GET /v1/alarms: the enterprise's own, with its incident's progress. */
 interface ApiAlarm {
   alarm_id: string;
   received_at: string;
   text?: string | null;
   place_name?: string | null;
   incident_id?: string | null;
+  incident?: Progress | null;
 }
 
 class DeskPage {
@@ -59,6 +68,7 @@ class DeskPage {
   private spot = "whole";
   private hurt = false;
   private sending = false;
+  private refetch: number | undefined;
 
   constructor(
     private readonly token: string,
@@ -105,23 +115,26 @@ class DeskPage {
     if (known && Date.parse(known.at) > Date.parse(change.at)) return;
     this.incidents.set(change.incident_id, change);
     this.renderList();
+    // Who is coming and when: the record has each party's ETA; read it again shortly.
+    window.clearTimeout(this.refetch);
+    this.refetch = window.setTimeout(() => void this.loadEarlier(), 2000);
   }
 
   /** The starting picture: the enterprise's alarms from the read API, when it is there. */
   private async loadEarlier(): Promise<void> {
     try {
-      const page = await this.api.get<{ items?: ApiAlarm[]; alarms?: ApiAlarm[] }>("/v1/alarms?limit=50");
-      this.earlier = page.items ?? page.alarms ?? [];
+      const page = await this.api.get<{ alarms?: ApiAlarm[] }>("/v1/alarms?limit=50");
+      this.earlier = page.alarms ?? [];
     } catch {
-      this.earlier = [];
+      // No read API: the page follows what its channel shows.
     }
     this.renderList();
   }
 
   private drawMap(): void {
     const site = this.site;
-    zoneMap(byId("map"), this.zone, this.config, { places: (p) => p.id === site?.id, zoomControl: false })
-      .setView(site ? [site.position.lat, site.position.lon] : [31.7, 113.42], 15);
+    const map = zoneMap(byId("map"), this.zone, this.config, { highlight: site?.id, keepView: true });
+    if (site) map.setView([site.position.lat, site.position.lon], 14);
   }
 
   private renderForm(): void {
@@ -204,11 +217,23 @@ class DeskPage {
     }
   }
 
-  private incidentOf(alarmId: string): IncidentChange | undefined {
+  /** The freshest word on an alarm's incident: the live channel's, else the record's. */
+  private incidentOf(alarmId: string): Progress | undefined {
     for (const change of this.incidents.values()) {
-      if (change.first_alarm_id === alarmId || change.merged_alarm_ids?.includes(alarmId)) return change;
+      if (change.first_alarm_id === alarmId || change.merged_alarm_ids?.includes(alarmId)) return this.progress(change);
     }
-    return undefined;
+    return this.earlier.find((a) => a.alarm_id === alarmId)?.incident ?? undefined;
+  }
+
+  private progress(change: IncidentChange): Progress {
+    const recorded = this.earlier.find((a) => a.incident?.incident_id === change.incident_id)?.incident;
+    const eta = new Map((recorded?.parties ?? []).map((p) => [p.unit_id, p.eta_at]));
+    return {
+      incident_id: change.incident_id,
+      state: change.state,
+      priority: change.priority,
+      parties: change.parties.map((p) => ({ ...p, eta_at: eta.get(p.unit_id) ?? null })),
+    };
   }
 
   private renderList(): void {
@@ -224,18 +249,20 @@ class DeskPage {
     for (const change of [...this.incidents.values()].sort((a, b) => Date.parse(b.at) - Date.parse(a.at))) {
       if (shown.has(change.incident_id)) continue;
       shown.add(change.incident_id);
-      rows.push(this.row(change.first_alarm_id ?? change.incident_id, change.timing.received_at ?? change.at, `${change.place_name ?? ""} · ${change.text ?? ""}`, change));
+      rows.push(this.row(change.first_alarm_id ?? change.incident_id, change.timing.received_at ?? change.at, `${change.place_name ?? ""} · ${change.text ?? ""}`, this.progress(change)));
     }
     for (const alarm of this.earlier) {
-      if (alarm.incident_id && shown.has(alarm.incident_id)) continue;
+      const incidentId = alarm.incident?.incident_id ?? alarm.incident_id;
+      if (incidentId && shown.has(incidentId)) continue;
       if (this.receipts.some((r) => r.alarm_id === alarm.alarm_id)) continue;
-      rows.push(this.row(alarm.alarm_id, alarm.received_at, `${alarm.place_name ?? ""} · ${alarm.text ?? ""}`, undefined));
+      if (incidentId) shown.add(incidentId);
+      rows.push(this.row(alarm.alarm_id, alarm.received_at, `${alarm.place_name ?? ""} · ${alarm.text ?? ""}`, alarm.incident ?? undefined));
     }
     if (rows.length === 0) list.append(h("p", { class: "empty" }, t("desk.none")));
     list.append(...rows);
   }
 
-  private row(alarmId: string, receivedAt: string, what: string, change: IncidentChange | undefined): HTMLElement {
+  private row(alarmId: string, receivedAt: string, what: string, change: Progress | undefined): HTMLElement {
     const since = secondsSince(receivedAt);
     const coming = (change?.parties ?? []).filter((p) => p.kind !== "stand_down" && p.state !== "cancelled" && p.state !== "declined" && p.state !== "timed_out");
     return h("article", { class: `alarm state-${change?.state ?? "received"}`, "data-alarm": alarmId, "data-incident": change?.incident_id, "data-state": change?.state ?? "received" },
@@ -246,7 +273,7 @@ class DeskPage {
       h("div", { class: "alarm-what" }, what),
       coming.length > 0
         ? h("div", { class: "alarm-coming" }, `${t("desk.coming")}: `,
-            ...coming.map((p) => h("span", { class: `party party-${p.state}`, "data-unit": p.unit_id }, `${p.unit_id} (${t(`state.${p.state}`)}${p.arrived_at ? ` ${clock(p.arrived_at)}` : ""}) `)))
+            ...coming.map((p) => h("span", { class: `party party-${p.state}`, "data-unit": p.unit_id }, `${p.unit_id} (${t(`state.${p.state}`)}${p.arrived_at ? ` ${clock(p.arrived_at)}` : p.eta_at ? ` · ${t("unit.eta")} ${clock(p.eta_at)}` : ""}) `)))
         : null,
       h("code", { class: "alarm-id" }, alarmId),
     );

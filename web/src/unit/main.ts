@@ -254,6 +254,7 @@ class UnitPage {
       : t("unit.no_position");
     this.renderBanner();
     this.renderJobs();
+    this.renderTimers();
   }
 
   private renderBanner(): void {
@@ -358,13 +359,15 @@ class UnitPage {
     box.hidden = job === undefined;
     if (!job) return;
     if (this.map === null) {
-      this.map = zoneMap(box, this.zone, this.config, { zoomControl: false });
+      this.map = zoneMap(box, this.zone, this.config, { zoomControl: false, keepView: true });
       this.jobLayer = L.layerGroup().addTo(this.map);
     }
     const layer = this.jobLayer!;
     layer.clearLayers();
     const target = latLng(job.assignment.position);
-    L.circleMarker(target, { radius: 9, color: "#c62828", fillOpacity: 0.8, className: "job-target" }).addTo(layer);
+    L.circleMarker(target, { radius: 9, color: "#c62828", fillOpacity: 0.8, className: "job-target" })
+      .bindTooltip(job.assignment.place_name ?? t(`kind.${job.assignment.category}`), { permanent: true, className: "grid-label", direction: "top" })
+      .addTo(layer);
     const points: L.LatLngExpression[] = [target];
     if (this.fix) {
       L.circleMarker(latLng(this.fix), { radius: 7, color: "#1565c0", fillOpacity: 0.8 }).addTo(layer);
