@@ -13,6 +13,9 @@ from zoneinfo import ZoneInfo
 
 # Longer spans are refused: the grid screening alone would list thousands of months.
 MAX_PERIOD = timedelta(days=3660)
+# Bounds outside these years are refused: a year before year 1, or the month after year 9999,
+# is no date, and no record is that old or that new.
+MIN_YEAR, MAX_YEAR = 1900, 9000
 
 
 class PeriodError(ValueError):
@@ -86,13 +89,17 @@ def parse_bound(text: str, *, field: str, tz: ZoneInfo) -> datetime:
     value = text.strip()
     try:
         if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=tz)
-        instant = datetime.fromisoformat(value)
+            instant = datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=tz)
+        else:
+            instant = datetime.fromisoformat(value)
     except ValueError:
         raise PeriodError(
             field, f"{text!r} is not a date (2026-11-01) or an instant (2026-11-01T08:00:00+08:00)"
         ) from None
-    return instant if instant.tzinfo is not None else instant.replace(tzinfo=tz)
+    instant = instant if instant.tzinfo is not None else instant.replace(tzinfo=tz)
+    if not MIN_YEAR <= instant.year <= MAX_YEAR:
+        raise PeriodError(field, f"{text!r} is outside the years {MIN_YEAR} to {MAX_YEAR}")
+    return instant
 
 
 def report_period(start: str | None, end: str | None, *, now: datetime, tz: ZoneInfo) -> Period:
@@ -100,12 +107,10 @@ def report_period(start: str | None, end: str | None, *, now: datetime, tz: Zone
     to now, `to` alone starts a calendar month earlier."""
     if start is None and end is None:
         return last_full_month(now, tz)
+    start_at = parse_bound(start, field="from", tz=tz) if start is not None else None
     end_at = parse_bound(end, field="to", tz=tz) if end is not None else now
-    start_at = (
-        parse_bound(start, field="from", tz=tz)
-        if start is not None
-        else shift_months(end_at, -1, tz)
-    )
+    if start_at is None:
+        start_at = shift_months(end_at, -1, tz)
     if start_at >= end_at:
         raise PeriodError("to", "must be after from (the period is [from, to), to excluded)")
     if end_at - start_at > MAX_PERIOD:

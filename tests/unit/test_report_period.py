@@ -74,6 +74,10 @@ def test_from_alone_runs_to_now_and_to_alone_starts_a_month_earlier() -> None:
         ("2026-12-01", "2026-12-01", "to", "must be after from"),
         ("2026-12-02", "2026-12-01", "to", "must be after from"),
         ("2010-01-01", "2026-12-01", "to", "at most 3660 days"),
+        # A year before year 1, or the month after 9999, is no date: refused, not a crash.
+        ("0001-01-01", "0001-02-01", "from", "outside the years 1900 to 9000"),
+        ("9999-01-01", "9999-12-31", "from", "outside the years 1900 to 9000"),
+        ("2026-11-01", "9999-12-31T23:59:59-12:00", "to", "outside the years 1900 to 9000"),
     ],
 )
 def test_bad_bounds_name_the_field(start: str, end: str, field: str, words: str) -> None:
