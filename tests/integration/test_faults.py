@@ -175,7 +175,7 @@ async def test_a_storm_from_one_place_while_an_alarm_elsewhere_is_dispatched() -
     holds(report, outcome)
 
 
-@pytest.mark.parametrize("service", [*WORKERS, "push gateway", "reconciler"])
+@pytest.mark.parametrize("service", [*WORKERS, "push gateway", "reconciler", "sink"])
 async def test_a_service_asked_to_stop_while_the_broker_is_frozen_stops(service: str) -> None:
     # Issue 9: stream workers ignored SIGTERM for over 30 s while Kafka was down.
     async with running_system() as system:
