@@ -46,7 +46,7 @@ from bench.e2e.floor import measure_floor
 from bench.e2e.hops import TopicReader
 from bench.e2e.offer import Offer
 from bench.e2e.phones import PhonesSpec, run_phones
-from bench.e2e.rates import RateResult, Settle, run_rate
+from bench.e2e.rates import RateResult, Settle, idle_cores, run_rate
 from bench.e2e.report import plot, print_run, write_json
 from bench.e2e.system import BENCH_MERGE_WINDOW_S, System, process_tree, running_system
 from bench.pipeline.cpu import CpuSampler
@@ -180,11 +180,14 @@ async def bench(args: argparse.Namespace, state: Path) -> dict[str, Any]:
                     sampler=sampler,
                     others=others,
                     settle_by=Settle(quiet_s=args.quiet, drain_s=args.drain),
+                    idle_cores={},
                 )
                 print(f"warm-up: {WARMUP_RATE:g}/s for {args.warmup:g} s", flush=True)
                 await run_rate(rate=WARMUP_RATE, duration_s=args.warmup, **common)  # type: ignore[arg-type]
                 floor = await measure_floor(bootstrap, url, args.floor_samples)
                 print(f"floor: {floor.summary()}", flush=True)
+                common["idle_cores"] = idle = await idle_cores(sampler, args.idle)
+                print(f"idle cores: {idle}", flush=True)
                 while (rate := next_rates(args, results)) is not None:
                     print(f"rate {rate:g}/s for {args.duration:g} s ...", flush=True)
                     result = await run_rate(rate=rate, duration_s=args.duration, **common)  # type: ignore[arg-type]
@@ -210,6 +213,7 @@ async def bench(args: argparse.Namespace, state: Path) -> dict[str, Any]:
         "rate_limit_per_minute": settings.rate_limit_per_minute,
         "services": sorted(system.service_pids()),
         "floor": floor.summary(),
+        "idle_cores": idle,
         "floor_after": floor_after.summary(),
         "rates": [asdict(r) | {"saturated": r.saturated} for r in results],
     }
@@ -228,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-rate", type=float, default=8000.0)
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds at 50/s first")
     parser.add_argument("--floor-samples", type=int, default=300)
+    parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle CPU sampled")
     parser.add_argument("--quiet", type=float, default=3.0, help="settled: no new job this long")
     parser.add_argument("--drain", type=float, default=120.0, help="most to wait after a rate")
     parser.add_argument("--seed", type=int, default=13)

@@ -73,6 +73,7 @@ class RateResult:
     hops_ms: dict[str, dict[str, float | None]]
     hops_alarms: int
     cpu_ms_per_alarm: dict[str, float]
+    cpu_ms_per_alarm_net: dict[str, float]
     cores: float
     others: float
     phone_problems: dict[str, Any] = field(default_factory=dict)
@@ -88,6 +89,15 @@ class RateResult:
             or self.receipted_per_s < 0.9 * self.rate
             or self.jobs < 0.9 * self.receipted
         )
+
+
+async def idle_cores(sampler: CpuSampler, seconds: float) -> dict[str, float]:
+    """Return the cores each process keeps busy while no alarm is offered: the phones'
+    position reports, the gateway's presence records, probes, heartbeats, the sink's reads."""
+    started = time.time()
+    await asyncio.sleep(seconds)
+    spent = sampler.spent(started, time.time())
+    return {name: round(s / seconds, 4) for name, s in spent.items()}
 
 
 async def settle(
@@ -117,6 +127,7 @@ async def run_rate(
     sampler: CpuSampler,
     others: OtherLoad,
     settle_by: Settle,
+    idle_cores: Mapping[str, float],
 ) -> RateResult:
     """Offer rate alarms a second for duration_s, wait for the outcome, reduce the figures."""
     start_offsets = await reader.end_offsets()
@@ -147,6 +158,7 @@ async def run_rate(
         dump=dump,
         found=found,
         sampler=sampler,
+        idle_cores=idle_cores,
         others=OtherLoad.cores(load_before, load_after),
         refused=offer.refusals() - refused,
         retried=offer.retries() - retried,
@@ -163,6 +175,7 @@ def reduce(
     dump: Mapping[str, Any],
     found: Records,
     sampler: CpuSampler,
+    idle_cores: Mapping[str, float],
     others: float,
     refused: int,
     retried: int,
@@ -224,6 +237,10 @@ def reduce(
         hops_ms={hop: percentiles(hops[hop]) for hop in HOPS},
         hops_alarms=len(hops[HOPS[0]]),
         cpu_ms_per_alarm={name: round(s * 1000 / count, 3) for name, s in spent.items()},
+        cpu_ms_per_alarm_net={
+            name: round((s - idle_cores.get(name, 0.0) * (last_job - first)) * 1000 / count, 3)
+            for name, s in spent.items()
+        },
         cores=round(sum(spent.values()) / (last_job - first), 2) if last_job > first else 0.0,
         others=round(others, 2),
         phone_problems=dict(dump.get("problems", {})),

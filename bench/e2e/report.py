@@ -39,15 +39,15 @@ def latency_table(run: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def cpu_table(run: dict[str, Any]) -> str:
+def cpu_table(run: dict[str, Any], key: str = "cpu_ms_per_alarm_net") -> str:
     """Return CPU milliseconds per receipted alarm, by process, per rate."""
-    names = sorted({name for r in run["rates"] for name in r["cpu_ms_per_alarm"]})
+    names = sorted({name for r in run["rates"] for name in r[key]})
     lines = [
         "| offered/s | " + " | ".join(names) + " | total |",
         "| ---: |" + " ---: |" * (len(names) + 1),
     ]
     for r in run["rates"]:
-        cpu = r["cpu_ms_per_alarm"]
+        cpu = r[key]
         cells = " | ".join(f"{cpu.get(name, 0.0):.2f}" for name in names)
         lines.append(f"| {r['rate']:g} | {cells} | {sum(cpu.values()):.2f} |")
     return "\n".join(lines)
@@ -90,8 +90,12 @@ def print_run(run: dict[str, Any]) -> None:
     print(floor_line(run))
     print("\nreceipt → job frame and → acceptance (ms), sustained rate, cores\n")
     print(latency_table(run))
-    print("\nCPU ms per receipted alarm, by process\n")
+    idle = run.get("idle_cores", {})
+    print(f"\nidle cores by process: {idle} (sum {sum(idle.values()):.2f})")
+    print("\nCPU ms per receipted alarm, by process, the idle CPU taken off\n")
     print(cpu_table(run))
+    print("\nCPU ms per receipted alarm, by process, as spent\n")
+    print(cpu_table(run, "cpu_ms_per_alarm"))
     print("\nper hop, ms p50 / p99 (alarms with every timestamp)\n")
     print(hops_table(run))
 
