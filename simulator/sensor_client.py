@@ -69,7 +69,14 @@ class SensorClient:
             enable_idempotence=True,
             request_timeout_ms=int(SEND_TIMEOUT_S * 1000),
         )
-        await producer.start()
+        try:
+            await producer.start()
+        except BaseException:
+            # A producer whose start failed (the broker away) still holds its client: close
+            # it, or it is collected unclosed and warns (which the fault tests count as a
+            # failure).
+            await producer.stop()
+            raise
         return producer
 
     def alarm(self, *, source_id: str, text: str, **fields: Any) -> RawAlarm:
