@@ -79,13 +79,15 @@ class Offer:
         return [*self.desks.values(), self.hotline]
 
     def receipts_since(self, since: datetime) -> list[Receipt]:
-        """Return the receipts of alarms received since then (first attempts, no replays)."""
-        return [
-            r
+        """Return the receipts of alarms received since then, one per alarm (a retry that
+        timed out on the desk's side gets the first attempt's receipt again, replayed)."""
+        found = {
+            r.alarm_id: r
             for client in self.clients
             for r in client.record.receipts
-            if r.received_at >= since and not r.replayed
-        ]
+            if r.received_at >= since
+        }
+        return list(found.values())
 
     def waited(self, alarm_ids: Iterable[str]) -> list[float]:
         """Return how long the desks waited for these alarms' receipts, in milliseconds."""
