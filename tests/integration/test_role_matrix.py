@@ -3,8 +3,11 @@
 
 One intake API and one push gateway serve the whole module, on a fresh schema and fresh
 topics. Desk A's enterprise has raised one alarm, and a patrol and a guard each have one job
-in the outbox; the cases act on those. See docs/auth.md for the matrix as the policy states it
-and docs/protocol.md, docs/intake.md for how each service answers a refusal.
+in the outbox; the cases act on those. The record holds an incident at A (the patrol sent, the
+guard alerted for mutual aid) and a later one at B; the read API's cases read those, and a
+desk edits its requests (another enterprise named, another's incident id, the commander's
+cursor) to reach B's. See docs/auth.md for the matrix as the policy states it and
+docs/protocol.md, docs/intake.md, docs/api.md for how each service answers a refusal.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import astuple, dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -24,6 +28,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from consumers.auth import Role
 from consumers.intake import build_app
+from consumers.intake.read_api import ReadSettings
 from consumers.push import PushGateway, PushTopics
 from consumers.push.protocol import (
     CommandOutcomeFrame,
@@ -38,6 +43,7 @@ from consumers.push.protocol import (
 )
 from dispatch.events import (
     Assignment,
+    AssignmentKind,
 )
 from dispatch.settings import Settings
 from infra.topics import TopicDecl, ensure_topics
@@ -49,6 +55,7 @@ from tests.integration.principals import (
     make_caller,
     revoked_caller,
 )
+from tests.integration.record_data import Made, incident, record
 from tests.integration.test_intake_api import serving, started_producer
 from tests.integration.test_push_gateway import Client, change_at, job_for, produce
 
@@ -70,6 +77,11 @@ class World:
     alarm_id: uuid.UUID  # raised by desk A at its enterprise
     patrol_job: Assignment
     guard_job: Assignment
+    # In the record: at A (patrol sent, guard alerted), and a later one at B.
+    at_a: Made
+    at_b: Made
+    # The commander's cursor after the first incident of its list (B's).
+    commander_cursor: str
 
     @property
     def url(self) -> str:
@@ -114,16 +126,23 @@ async def stored_job(url: str, who: Caller) -> JobFrame:
 @pytest.fixture(scope="module")
 async def world(running_stack: Settings, bootstrap: str, postgres_url: str) -> AsyncIterator[World]:
     """Run intake and the gateway for the module, with the cast and their data."""
-    topics = PushTopics.with_prefix(f"t{uuid.uuid4().hex[:10]}.")
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    topics = PushTopics.with_prefix(prefix)
     alarms_topic = f"t.alarms.raw.{uuid.uuid4().hex[:12]}"
     await ensure_topics(
         bootstrap, [TopicDecl(name, 2) for name in (*astuple(topics), alarms_topic)]
     )
     settings = running_stack.model_copy(update={"rate_limit_per_minute": LIMIT})
+    # No sink runs here: the board does not wait long for one to catch up (it says so).
+    read = ReadSettings(
+        sink_group=f"g.{uuid.uuid4().hex[:12]}", topic_prefix=prefix, board_wait_s=0.2
+    )
     async with (
         fresh_store(postgres_url) as pool,
         started_producer(bootstrap) as producer,
-        serving(build_app(settings, producer=producer, pool=pool, topic=alarms_topic)) as url,
+        serving(
+            build_app(settings, producer=producer, pool=pool, topic=alarms_topic, read=read)
+        ) as url,
         httpx.AsyncClient(base_url=url, timeout=60.0) as http,
         PushGateway(
             settings, pool, topics=topics, group_id=f"g.{uuid.uuid4().hex[:12]}", port=0
@@ -141,6 +160,11 @@ async def world(running_stack: Settings, bootstrap: str, postgres_url: str) -> A
         ws_url = f"ws://127.0.0.1:{gateway.port}/"
         assert (await stored_job(ws_url, patrol)).assignment == jobs[0]
         assert (await stored_job(ws_url, guard)).assignment == jobs[1]
+        at_a, at_b = await recorded(pool, patrol.unit, guard.unit)
+        commander = callers["commander"]
+        assert commander is not None
+        first = await http.get("/v1/incidents", params={"limit": 1}, headers=commander.headers)
+        assert [row["incident_id"] for row in first.json()["incidents"]] == [str(at_b.incident_id)]
         yield World(
             http=http,
             gateway=gateway,
@@ -150,7 +174,22 @@ async def world(running_stack: Settings, bootstrap: str, postgres_url: str) -> A
             alarm_id=uuid.UUID(raised.json()["alarm_id"]),
             patrol_job=jobs[0],
             guard_job=jobs[1],
+            at_a=at_a,
+            at_b=at_b,
+            commander_cursor=first.json()["next_cursor"],
         )
+
+
+async def recorded(pool: asyncpg.Pool, patrol: str | None, guard: str | None) -> tuple[Made, Made]:
+    """Write an incident at A (the patrol sent, the guard alerted) and a later one at B."""
+    assert patrol is not None
+    assert guard is not None
+    at = datetime.now(UTC) - timedelta(minutes=10)
+    parties = [(patrol, AssignmentKind.ASSIGNMENT), (guard, AssignmentKind.MUTUAL_AID_ALERT)]
+    at_a = incident(at, enterprise_id=ENT_A, parties=parties)
+    at_b = incident(at + timedelta(minutes=1), enterprise_id=ENT_B)
+    await record(pool, [*at_a.events, *at_b.events])
+    return at_a, at_b
 
 
 # -- the actions --------------------------------------------------------------------------------
@@ -357,3 +396,93 @@ def test_the_table_has_a_cell_for_every_role_and_action() -> None:
 @pytest.mark.parametrize(("role", "action", "expected"), CASES)
 async def test_role_matrix(world: World, role: str, action: str, expected: Outcome) -> None:
     assert await ACTIONS[action](world, world.callers[role]) == expected
+
+
+# -- the read API ---------------------------------------------------------------------------------
+
+
+def rows_named(world: World, rows: list[dict[str, Any]]) -> str:
+    """Return which of the record's incidents rows show ("A", "B", "A+B", "none"); "?" for any
+    other, which would be a leak."""
+    names = {str(world.at_a.incident_id): "A", str(world.at_b.incident_id): "B"}
+    shown = sorted({names.get(str(row["incident_id"]), "?") for row in rows})
+    return "+".join(shown) or "none"
+
+
+def reading(path: Callable[[World], str], **params: Any) -> Action:
+    """Return the action of a GET: a list's rows by name, else the status."""
+
+    async def act(world: World, who: Caller | None) -> Outcome:
+        asked = {k: v(world) if callable(v) else v for k, v in params.items()}
+        response = await world.http.get(path(world), params=asked, headers=headers_of(who))
+        if response.status_code != 200:
+            return response.status_code
+        body = response.json()
+        for name in ("incidents", "alarms"):
+            if name in body and "next_cursor" in body:
+                return rows_named(world, body[name])
+        return response.status_code
+
+    return act
+
+
+async def who_called_a(world: World, who: Caller | None) -> Outcome:
+    """Open A's incident: whether who called it in is shown, or the status."""
+    response = await world.http.get(
+        f"/v1/incidents/{world.at_a.incident_id}", headers=headers_of(who)
+    )
+    if response.status_code != 200:
+        return response.status_code
+    return "shown" if response.json()["reporter_phone"] is not None else "hidden"
+
+
+READS: dict[str, Action] = {
+    "read the board": reading(lambda _: "/v1/board"),
+    "list units": reading(lambda _: "/v1/units"),
+    "list incidents": reading(lambda _: "/v1/incidents"),
+    "open A's incident": reading(lambda w: f"/v1/incidents/{w.at_a.incident_id}"),
+    "read A's timeline": reading(lambda w: f"/v1/incidents/{w.at_a.incident_id}/timeline"),
+    "see who called A": who_called_a,
+    "open B's incident by its id": reading(lambda w: f"/v1/incidents/{w.at_b.incident_id}"),
+    "list alarms": reading(lambda _: "/v1/alarms"),
+    "search incidents naming B": reading(lambda _: "/v1/incidents", enterprise_id=ENT_B),
+    "search alarms naming B": reading(lambda _: "/v1/alarms", enterprise_id=ENT_B),
+    "page on with the commander's cursor": reading(
+        lambda _: "/v1/incidents", cursor=lambda w: w.commander_cursor
+    ),
+}
+R401 = (401,) * len(READS)
+R403 = (403,) * len(READS)
+READ_EXPECTED: dict[str, tuple[Outcome, ...]] = {
+    # board, units, list incidents, open A, A's timeline, who called A, open B, list alarms,
+    # incidents naming B, alarms naming B, page on after the commander's first (B)
+    "desk A": (403, 403, "A", 200, 200, "shown", 404, "A", 403, 403, "A"),
+    "desk B": (403, 403, "B", 404, 404, 404, 200, "B", "B", "B", "none"),
+    # Alerted for aid at A, so it reads A; not who called, since it may be another's guard.
+    "guard": (403, 403, "A", 200, 200, "hidden", 404, 403, "none", 403, "A"),
+    "patrol": (403, 403, "A", 200, 200, "shown", 404, 403, "none", 403, "A"),
+    "unit": (403, 403, "none", 404, 404, 404, 404, 403, "none", 403, "none"),
+    "sensor": R403,
+    "hotline": R403,
+    "commander": (200, 200, "A+B", 200, 200, "shown", 200, "A+B", "B", "B", "A"),
+    "admin": R403,
+    "revoked": R401,
+    "disabled": R401,
+    "no token": R401,
+    "bad token": R401,
+}
+READ_CASES = [
+    pytest.param(role, action, outcomes[i], id=f"{role} | {action}")
+    for role, outcomes in READ_EXPECTED.items()
+    for i, action in enumerate(READS)
+]
+
+
+def test_the_read_table_has_a_cell_for_every_role_and_read() -> None:
+    assert set(READ_EXPECTED) == set(EXPECTED)
+    assert {len(outcomes) for outcomes in READ_EXPECTED.values()} == {len(READS)}
+
+
+@pytest.mark.parametrize(("role", "action", "expected"), READ_CASES)
+async def test_read_matrix(world: World, role: str, action: str, expected: Outcome) -> None:
+    assert await READS[action](world, world.callers[role]) == expected
