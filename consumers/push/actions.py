@@ -242,18 +242,27 @@ class UnitActions(Actions):
             log.warning("cannot record an ack of %s: %s", session.unit_id, exc)
             raise Refused(ErrorCode.UNAVAILABLE, "storage unavailable; ack again") from exc
 
-    async def respond(self, session: UnitSession, frame: RespondFrame) -> None:
-        """Publish the unit's answer to one of its own jobs; answer ok once Kafka has it."""
+    async def respond(self, session: Session, frame: RespondFrame, *, unit_id: str) -> None:
+        """Publish an answer to one of unit_id's jobs; answer ok once Kafka has it.
+
+        The session is the unit's own, or a commander's recording an answer the unit gave by
+        radio: the same checks, the same event (its actor the principal who sent it), the
+        same audit entry.
+        """
         principal = session.principal
         try:
             async with connection(self._pool) as conn:
                 job = await find_job(
-                    conn, unit_id=session.unit_id, seq=frame.seq, assignment_id=frame.assignment_id
+                    conn, unit_id=unit_id, seq=frame.seq, assignment_id=frame.assignment_id
                 )
         except DATABASE_DOWN as exc:
             raise Refused(ErrorCode.UNAVAILABLE, "storage unavailable; send it again") from exc
         # One answer for "no such job" and "another unit's job": others' ids stay unconfirmed.
-        if job is None or not can_act_on_assignment(principal, unit_id=job.unit_id):
+        if (
+            job is None
+            or job.unit_id != unit_id
+            or not can_act_on_assignment(principal, unit_id=job.unit_id)
+        ):
             raise Refused(ErrorCode.UNKNOWN_ASSIGNMENT, "no such job for this unit")
         if job.is_stand_down:
             message = f"seq {job.seq} is a stand-down, not a job: there is nothing to answer"

@@ -128,9 +128,14 @@ class RespondAction(StrEnum):
 
 
 class RespondFrame(Frame):
-    """Answer one of the unit's own jobs, named by its seq or its assignment_id."""
+    """Answer one of the unit's own jobs, named by its seq or its assignment_id.
+
+    On the commander channel it records a unit's answer that came by radio or phone: then
+    unit_id names the unit, and seq is that unit's. A unit may name only itself.
+    """
 
     type: Literal["respond"]
+    unit_id: Identifier | None = None
     seq: Seq | None = None
     # validate_default runs the checks below when these are left out, too.
     assignment_id: uuid.UUID | None = Field(default=None, validate_default=True)

@@ -54,6 +54,7 @@ from consumers.push.protocol import (
 from consumers.push.sessions import TRY_AGAIN_LATER, Hub, RateLimiter, Session, UnitSession
 from consumers.push.store import DATABASE_DOWN, OutboxRow, connection, resume_point, rows_after
 from consumers.readiness import Readiness, alive
+from dispatch.events import FieldError
 from dispatch.settings import Settings
 from dispatch.zone import default_zone_path, load_zone
 
@@ -328,6 +329,14 @@ class PushServer:
         if isinstance(frame, CommandFrame) and session.channel is Channel.COMMANDER:
             await self._commands.command(session, frame)
             return
+        if isinstance(frame, RespondFrame) and session.channel is Channel.COMMANDER:
+            # A unit's answer given by radio or phone, recorded by the commander.
+            if frame.unit_id is None:
+                message = "a commander names the unit whose answer it records"
+                raise BadFrame([FieldError(field="unit_id", message=message)], frame.ref)
+            self._actions.spend(session)
+            await self._actions.respond(session, frame, unit_id=frame.unit_id)
+            return
         raise Refused(
             ErrorCode.WRONG_CHANNEL, f"no {frame.type} frame on the {session.channel} channel"
         )
@@ -392,8 +401,11 @@ class PushServer:
                 raise Refused(ErrorCode.ACK_AHEAD, message)
             await self._actions.ack(session, frame.seq)
         elif isinstance(frame, RespondFrame):
+            if frame.unit_id not in (None, session.unit_id):
+                # The same answer as for another unit's job: a unit answers only its own.
+                raise Refused(ErrorCode.UNKNOWN_ASSIGNMENT, "no such job for this unit")
             self._actions.spend(session)
-            await self._actions.respond(session, frame)
+            await self._actions.respond(session, frame, unit_id=session.unit_id)
         elif isinstance(frame, PositionFrame):
             self._actions.spend(session)
             await self._actions.report_position(session, frame)
