@@ -86,6 +86,7 @@ def located_alarm(
         source_id=alarm.source_id,
         reporter_name=printable(alarm.reporter_name) if alarm.reporter_name else None,
         reporter_phone=alarm.reporter_phone,
+        placed_by=alarm.placed_by,
     )
 
 
@@ -102,7 +103,9 @@ def merge_into(
     """Decide an alarm's incident; return it and the merge entry to store (None: unchanged).
 
     An alarm the route stage sent back because the incident this key led to had closed
-    (`reopen_of`) opens an incident of its own, unless another such alarm already did.
+    (`reopen_of`) opens an incident of its own, unless another such alarm already did. An
+    alarm the commander placed (`placed_by`) keeps the incident its escalation opened on the
+    board, and joins no other: see place_without_merging.
     """
     fields = alarm.model_dump(exclude={"reopen_of"})
     if current is not None and current.incident_id == alarm.reopen_of:
@@ -110,8 +113,28 @@ def merge_into(
     if current is not None and current.incident_id == alarm.incident_id:
         # The alarm that opened this incident, replayed: same answer as the first time.
         return ClassifiedAlarm.model_validate(fields), None
+    if alarm.placed_by is not None:
+        return place_without_merging(alarm, current, window=window)
     if current is not None and abs(alarm.received_at - current.opened_at) <= window:
         fields |= {"incident_id": current.incident_id, "merged_into": current.incident_id}
         return ClassifiedAlarm.model_validate(fields), None
     opened = OpenMerge(incident_id=alarm.incident_id, opened_at=alarm.received_at)
     return ClassifiedAlarm.model_validate(fields), opened
+
+
+def place_without_merging(
+    alarm: LocatedAlarm, current: OpenMerge | None, *, window: timedelta
+) -> tuple[ClassifiedAlarm, OpenMerge | None]:
+    """Route a placed alarm as its own incident, the one the commander has been looking at.
+
+    The zone could not place the alarm, so the classify stage showed it to the commander as an
+    escalated incident of its provisional id, which no stage holds. Merged into another open
+    incident, that escalation would stay open on every board and in the record for good, with
+    nothing left to close it; kept, it is routed like any incident and the commander can
+    close it as a duplicate. Later alarms of the key join it unless another incident of the
+    key is open within the window (that one keeps them).
+    """
+    classified = ClassifiedAlarm.model_validate(alarm.model_dump(exclude={"reopen_of"}))
+    if current is not None and abs(alarm.received_at - current.opened_at) <= window:
+        return classified, None
+    return classified, OpenMerge(incident_id=alarm.incident_id, opened_at=alarm.received_at)

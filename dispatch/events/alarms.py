@@ -105,6 +105,9 @@ class RawAlarm(EventModel):
     place_name: Name | None = None
     reporter_name: Name | None = None
     reporter_phone: Phone | None = None
+    # The commander who placed this alarm on the map: the same alarm (id, time, words) sent
+    # again with the position the zone could not find (docs/lifecycle.md, "Unlocated alarms").
+    placed_by: Identifier | None = None
 
 
 MergeKey = Annotated[str, StringConstraints(min_length=1, max_length=160)]
@@ -144,6 +147,8 @@ class ClassifiedAlarm(EventModel):
     # Copied from alarms.raw: who called it in, and the number to call back.
     reporter_name: Name | None = None
     reporter_phone: Phone | None = None
+    # Copied from alarms.raw: the commander who placed an alarm the zone could not.
+    placed_by: Identifier | None = None
 
     @field_validator("merged_into")
     @classmethod

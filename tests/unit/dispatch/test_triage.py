@@ -92,6 +92,40 @@ def test_merge_decisions() -> None:
     assert stored.incident_id == fresh.incident_id
 
 
+def test_a_placed_alarm_keeps_the_incident_its_escalation_showed() -> None:
+    zone, rules = shipped()
+    hotline = {"source_kind": SourceKind.HOTLINE, "source_id": "hotline"}
+    lost = raw("有人打架,快来", **hotline)
+    with pytest.raises(LocationUnresolved):
+        triage(zone, rules, lost, now=T0)
+    # Placed by the commander: the same alarm with a position, near a fight already open.
+    spot = zone.place("ent-hengtong").position
+    placed = lost.model_copy(update={"position": spot, "placed_by": "commander-duty"})
+    located = triage(zone, rules, placed, now=T0 + timedelta(minutes=2))
+    assert (located.incident_id, located.placed_by) == (
+        provisional_incident_id(lost.alarm_id),
+        "commander-duty",
+    )
+    nearby = raw("有人打架", T0 + timedelta(minutes=1), position=spot, **hotline)
+    other = triage(zone, rules, nearby, now=T0)
+    assert other.merge_key == located.merge_key
+    _, open_entry = merge_into(other, None, window=WINDOW)
+    assert open_entry is not None
+    # Not merged into the open one: its own incident, routed; the key stays the other's.
+    out, stored = merge_into(located, open_entry, window=WINDOW)
+    assert (out.incident_id, out.merged_into, out.placed_by, stored) == (
+        located.incident_id,
+        None,
+        "commander-duty",
+        None,
+    )
+    # With no other incident of the key open, later alarms of the key join the placed one.
+    out, stored = merge_into(located, None, window=WINDOW)
+    assert stored == OpenMerge(incident_id=located.incident_id, opened_at=lost.received_at)
+    # Replayed, the same answer again.
+    assert merge_into(located, stored, window=WINDOW) == (out, None)
+
+
 def test_open_merge_round_trips() -> None:
     entry = OpenMerge(incident_id=uuid.uuid4(), opened_at=T0)
     assert OpenMerge.model_validate_json(entry.model_dump_json()) == entry
