@@ -109,6 +109,12 @@ def can_read_reports(principal: Principal) -> bool:
     return principal.role is Role.COMMANDER
 
 
+def can_place_alarm(principal: Principal) -> bool:
+    """Tell whether principal may place an alarm the zone could not: the commander only, who
+    sees the escalation and can call the caller back."""
+    return principal.role is Role.COMMANDER
+
+
 def can_act_on_assignment(principal: Principal, *, unit_id: str) -> bool:
     """Tell whether principal may answer (accept, decline, report progress) for unit_id's job.
 
