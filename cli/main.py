@@ -13,6 +13,7 @@ from cli import (
     infra_commands,
     report_command,
     run_command,
+    seed_history_command,
     simulate_command,
     token_commands,
     triage_command,
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate_command.register(sub)
     dlq_command.register(sub)
     report_command.register(sub)
+    seed_history_command.register(sub)
     return parser
 
 
