@@ -125,10 +125,13 @@ def dlq_list(args: argparse.Namespace, settings: Settings, say: Say) -> int:
 
 
 def status_of(letter: StoredDeadLetter) -> str:
-    """Say where a dead letter stands: pending, replayed (when, how often), not replayable."""
+    """Say where a dead letter stands: pending, replayed (when, how often), handled (its alarm
+    reached an incident otherwise, e.g. placed by a commander), or not replayable."""
     if letter.replay is not None:
         times = f" (x{letter.replay.replays})" if letter.replay.replays > 1 else ""
         return f"replayed {when(letter.replay.replayed_at)}{times}"
+    if letter.reached is not None:
+        return f"handled: its alarm reached incident {letter.reached.incident_id}"
     return "pending" if why_not_replayable(letter) is None else "not replayable"
 
 
@@ -142,7 +145,7 @@ def as_lines(letter: StoredDeadLetter) -> list[str]:
     ]
     if letter.replay_of is not None:
         lines.append(f"    the replay of dead letter {letter.replay_of}, failed again")
-    if letter.replay is None and (why := why_not_replayable(letter)) is not None:
+    if letter.replay is None and letter.reached is None and (why := why_not_replayable(letter)):
         lines.append(f"    not replayable: {_cut(why, 160)}")
     return lines
 
@@ -166,7 +169,9 @@ def as_json(letter: StoredDeadLetter) -> dict[str, Any]:
         "value_bytes": letter.value_bytes,
         "value_truncated": letter.value_truncated,
         "status": status_of(letter),
-        "not_replayable": why_not_replayable(letter) if replay is None else None,
+        "not_replayable": why_not_replayable(letter)
+        if replay is None and letter.reached is None
+        else None,
         "replay": None
         if replay is None
         else {
@@ -178,6 +183,13 @@ def as_json(letter: StoredDeadLetter) -> dict[str, Any]:
             "replays": replay.replays,
         },
         "replay_of": None if letter.replay_of is None else str(letter.replay_of),
+        "alarm_id": None if letter.alarm_id is None else str(letter.alarm_id),
+        "reached": None
+        if letter.reached is None
+        else {
+            "incident_id": str(letter.reached.incident_id),
+            "classified_at": when(letter.reached.classified_at),
+        },
     }
 
 
@@ -224,7 +236,7 @@ def dlq_replay(args: argparse.Namespace, settings: Settings, say: Say) -> int:
 
 
 def _report(outcome: Outcome, say: Say) -> int:
-    if outcome.result in (Result.PUBLISHED, Result.ALREADY):
+    if outcome.result in (Result.PUBLISHED, Result.ALREADY, Result.HANDLED):
         say(f"{outcome.event_id}: {outcome.message}")
         return 0
     what = "refused" if outcome.result is Result.REFUSED else "unknown"

@@ -12,7 +12,7 @@ import binascii
 import json
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,9 @@ from streams.bundles import MAGIC
 # The head of a value a list reads: base64 of 3,072 bytes (a multiple of 4 characters).
 HEAD_CHARS = 4096
 PREVIEW_CHARS = 72
+# An alarm's id near the start of its JSON (every alarm record has it among its first fields).
+_ALARM_ID = re.compile(r'"alarm_id"\s*:\s*"([0-9a-fA-F-]{36})"')
+PAGE = 200
 # An alarm's words, in the head of a JSON value that was cut there (perhaps inside them).
 _TEXT_FIELD = re.compile(r'"text"\s*:\s*"((?:[^"\\]|\\.)*)')
 
@@ -38,6 +41,14 @@ class Replay:
     replayed_at: datetime
     actor: str
     replays: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reached:
+    """The record's word that an alarm reached an incident: which, and when classified."""
+
+    incident_id: uuid.UUID
+    classified_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +72,15 @@ class StoredDeadLetter:
     replay: Replay | None
     # The dead letter whose replay this record is (it failed again), if it is one.
     replay_of: uuid.UUID | None
+    # The incident the alarm reached after all (a commander placed it, a replay worked).
+    reached: Reached | None = None
+
+    @property
+    def alarm_id(self) -> uuid.UUID | None:
+        """Return the id of the alarm the value holds, read from its head, or None."""
+        head = self.value_head()
+        match = _ALARM_ID.search(head[:2048].decode("ascii", "replace")) if head else None
+        return uuid.UUID(match.group(1)) if match else None
 
     @property
     def value_bytes(self) -> int:
@@ -113,19 +133,54 @@ _FROM = "FROM record_dead_letters d LEFT JOIN dlq_replays r ON r.dead_letter_id 
 
 
 async def dead_letters(conn: asyncpg.Connection, query: DeadLetterQuery) -> list[StoredDeadLetter]:
-    """Return the dead letters query asks for, newest first, each value's head only."""
+    """Return the dead letters query asks for, newest first, each value's head only.
+
+    Pending means neither replayed nor handled otherwise (its alarm reached an incident since,
+    which only the record of alarms can say): read page by page until `limit` are found.
+    """
+    found: list[StoredDeadLetter] = []
+    after: tuple[datetime, uuid.UUID] | None = None
+    while len(found) < query.limit:
+        page = max(query.limit - len(found), PAGE) if query.pending_only else query.limit
+        rows = await conn.fetch(
+            f"SELECT {_COLUMNS}, left(d.value, {HEAD_CHARS}) AS value {_FROM} "
+            "WHERE ($1::timestamptz IS NULL OR d.failed_at >= $1) "
+            "AND ($2::text IS NULL OR d.stage = $2) "
+            "AND (NOT $3::boolean OR r.dead_letter_id IS NULL) "
+            "AND ($4::timestamptz IS NULL OR (d.failed_at, d.event_id) < ($4, $5::uuid)) "
+            "ORDER BY d.failed_at DESC, d.event_id DESC LIMIT $6",
+            query.since,
+            query.stage,
+            query.pending_only,
+            after[0] if after else None,
+            after[1] if after else None,
+            page,
+        )
+        letters = await with_reached(conn, [_letter(row) for row in rows])
+        found += [x for x in letters if not (query.pending_only and x.reached is not None)]
+        if len(rows) < page:
+            break
+        after = (rows[-1]["failed_at"], rows[-1]["event_id"])
+    return found[: query.limit]
+
+
+async def with_reached(
+    conn: asyncpg.Connection, letters: list[StoredDeadLetter]
+) -> list[StoredDeadLetter]:
+    """Return the letters with the incident each one's alarm reached since, where it did."""
+    ids = {x.alarm_id for x in letters} - {None}
+    if not ids:
+        return letters
     rows = await conn.fetch(
-        f"SELECT {_COLUMNS}, left(d.value, {HEAD_CHARS}) AS value {_FROM} "
-        "WHERE ($1::timestamptz IS NULL OR d.failed_at >= $1) "
-        "AND ($2::text IS NULL OR d.stage = $2) "
-        "AND (NOT $3::boolean OR r.dead_letter_id IS NULL) "
-        "ORDER BY d.failed_at DESC, d.event_id DESC LIMIT $4",
-        query.since,
-        query.stage,
-        query.pending_only,
-        query.limit,
+        "SELECT alarm_id, incident_id, classified_at FROM record_alarms "
+        "WHERE alarm_id = ANY($1::uuid[]) AND classified_at IS NOT NULL "
+        "AND incident_id IS NOT NULL",
+        list(ids),
     )
-    return [_letter(row) for row in rows]
+    reached = {r["alarm_id"]: Reached(r["incident_id"], r["classified_at"]) for r in rows}
+    return [
+        replace(x, reached=reached[x.alarm_id]) if x.alarm_id in reached else x for x in letters
+    ]
 
 
 async def find_dead_letter(
@@ -133,7 +188,10 @@ async def find_dead_letter(
 ) -> StoredDeadLetter | None:
     """Return one dead letter with its whole value and its replay, or None."""
     row = await conn.fetchrow(f"SELECT {_COLUMNS}, d.value {_FROM} WHERE d.event_id = $1", event_id)
-    return None if row is None else _letter(row)
+    if row is None:
+        return None
+    (letter,) = await with_reached(conn, [_letter(row)])
+    return letter
 
 
 async def lock_dead_letter(conn: asyncpg.Connection, event_id: uuid.UUID) -> bool:

@@ -61,6 +61,8 @@ class Result(StrEnum):
 
     PUBLISHED = "published"
     ALREADY = "already_replayed"
+    # Its alarm reached an incident since (a commander placed it, an earlier replay worked).
+    HANDLED = "already_handled"
     REFUSED = "refused"
     UNKNOWN = "unknown"
 
@@ -137,6 +139,17 @@ async def replay_dead_letter(
             return Outcome(event_id, Result.UNKNOWN, _unknown(event_id))
         letter = await find_dead_letter(conn, event_id)
         assert letter is not None  # locked above, in this transaction
+        if letter.reached is not None:
+            # Even --force: the stages would take it for a new alarm once they forgot this
+            # one (the route stage remembers alarms for a day) and send units a second time.
+            reached = letter.reached
+            message = (
+                f"nothing published: its alarm {letter.alarm_id} already reached incident "
+                f"{reached.incident_id} (classified "
+                f"{reached.classified_at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}); "
+                "replaying it would handle it twice"
+            )
+            return Outcome(event_id, Result.HANDLED, message)
         done = letter.replay
         if done is not None and not force:
             message = (

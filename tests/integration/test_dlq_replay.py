@@ -30,6 +30,7 @@ from consumers.auth import Role, create_principal, history
 from consumers.db import migrate
 from consumers.dlq import dead_letter_subject
 from consumers.sink.writer import SinkRecord, write_records
+from dispatch.classify import default_rules_path, load_rules
 from dispatch.events import (
     AssignmentKind,
     DeadLetter,
@@ -38,10 +39,11 @@ from dispatch.events import (
     RawAlarm,
     SourceKind,
     decode,
+    encode,
 )
 from dispatch.settings import Settings
-from dispatch.triage import provisional_incident_id
-from dispatch.zone import default_zone_path
+from dispatch.triage import merge_into, provisional_incident_id, triage
+from dispatch.zone import default_zone_path, load_zone
 from infra.processes import free_port
 from tests.integration.harness import WAIT_S, Harness, Seen, running_pipeline
 from tests.integration.test_token_cli import Run
@@ -343,3 +345,39 @@ async def test_list_filters_by_stage_time_and_count(record: Record, cli: Cli) ->
     bad = await cli("dlq", "list", "--since", "last tuesday")
     assert bad.code == 2
     assert "neither an age" in bad.stderr
+
+
+async def test_an_alarm_placed_by_the_commander_meanwhile_is_not_replayed(
+    record: Record, cli: Cli
+) -> None:
+    zone, rules = load_zone(default_zone_path()), load_rules(default_rules_path())
+    unplaced_alarm = RawAlarm(
+        alarm_id=uuid.uuid4(),
+        received_at=datetime.now(UTC),
+        source_kind=SourceKind.HOTLINE,
+        source_id="hotline",
+        text=f"{NEW_PLACE_NAME}门口两个人在打架",
+        place_id=NEW_PLACE,
+    )
+    stuck = letter(encode(unplaced_alarm))
+    await record.store(stuck, prefix="")
+    # The commander placed it on the map: intake wrote it again with a position, the stages
+    # classified it, and the sink recorded both (docs/events.md, "A placed alarm").
+    placed = unplaced_alarm.model_copy(
+        update={"place_id": None, "position": Position(lat=31.72, lon=113.43)}
+    )
+    located = triage(zone, rules, placed, now=datetime.now(UTC))
+    classified, _ = merge_into(located, None, window=timedelta(minutes=10))
+    await write_records(
+        record.conn,
+        [SinkRecord("alarms.raw", unplaced_alarm), SinkRecord("alarms.classified", classified)],
+    )
+    [entry] = await cli.listed()
+    assert entry["status"] == f"handled: its alarm reached incident {classified.incident_id}"
+    assert await cli.listed("--pending") == []
+    forced = await cli("dlq", "replay", str(stuck.event_id), "--force")
+    assert forced.code == 0, forced.stderr
+    assert (
+        f"nothing published: its alarm {unplaced_alarm.alarm_id} already reached" in forced.stdout
+    )
+    assert await record.conn.fetchval("SELECT count(*) FROM dlq_replays") == 0

@@ -13,7 +13,7 @@ import pytest
 
 from cli.dlq_command import as_json, as_lines, since_of
 from consumers.dlq import Replay, StoredDeadLetter, catalog_name, preview, why_not_replayable
-from consumers.dlq.letters import HEAD_CHARS
+from consumers.dlq.letters import HEAD_CHARS, Reached
 from streams.bundles import bundle
 
 ALARM = {
@@ -164,3 +164,18 @@ def test_since_reads_an_age_or_a_time() -> None:
     assert since_of("2026-12-06") == datetime(2026, 12, 6, tzinfo=UTC)
     with pytest.raises(argparse.ArgumentTypeError, match="neither an age"):
         since_of("yesterday")
+
+
+def test_the_alarm_id_is_read_from_the_head_and_a_handled_letter_says_so() -> None:
+    letter = stored(alarm_bytes())
+    assert str(letter.alarm_id) == ALARM["alarm_id"]
+    assert stored(b"\x00\x01 garbage").alarm_id is None
+    incident = uuid.uuid4()
+    handled = replace(letter, reached=Reached(incident, datetime(2026, 12, 6, 3, tzinfo=UTC)))
+    assert as_lines(handled)[0].endswith(f"handled: its alarm reached incident {incident}")
+    entry = as_json(handled)
+    assert entry["reached"] == {
+        "incident_id": str(incident),
+        "classified_at": "2026-12-06T03:00:00Z",
+    }
+    assert entry["not_replayable"] is None
