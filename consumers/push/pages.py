@@ -109,6 +109,8 @@ def zone_document(zone: Zone, principal: Principal) -> dict[str, object]:
                 "id": g.id,
                 "name": g.name,
                 "district": g.district,
+                # Which arrival norm the board's figures hold the grid to (docs/zone.md).
+                "area": g.area.value,
                 "polygon": [list(v) for v in g.polygon],
             }
             for g in zone.grids

@@ -123,6 +123,12 @@ def test_each_role_knows_the_map_and_only_its_own_units() -> None:
     assert desk["accept_timeout_s"] == {"P1": 30.0, "P2": 60.0, "P3": 120.0, "P4": 300.0}
 
 
+def test_the_grids_tell_their_arrival_norm() -> None:
+    areas = {g["id"]: g["area"] for g in document(COMMANDER)["grids"]}
+    assert areas == {g.id: g.area.value for g in ZONE.grids}
+    assert set(areas.values()) == {"urban", "suburban"}
+
+
 @pytest.mark.parametrize(
     ("url", "origin"),
     [
