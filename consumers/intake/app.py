@@ -46,6 +46,7 @@ from consumers.intake.models import (
     raw_alarm_of,
     request_hash,
 )
+from consumers.intake.placing import install_placing
 from consumers.intake.read_api import ReadSettings, install_read_api
 from consumers.intake.reports_api import install_reports_api
 from consumers.kafka_producer import RecoveringProducer
@@ -318,6 +319,15 @@ def build_app(
         read=read or ReadSettings(sink_group=settings.sink_group),
     )
     install_reports_api(app, caller=caller, connection=intake.connection, zone=intake.zone, now=now)
+    install_placing(
+        app,
+        caller=caller,
+        connection=intake.connection,
+        zone=intake.zone,
+        producer=producer,
+        topic=topic,
+        kafka_timeout_s=kafka_timeout_s,
+    )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
