@@ -119,6 +119,10 @@ def write_atomically(path: Path, text: str) -> None:
     directory = path.parent if str(path.parent) else Path()
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
     try:
+        # mkstemp makes the file private (0600); a report gets the mode any new file would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
             out.write(text)
         os.replace(temporary, path)

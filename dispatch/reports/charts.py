@@ -20,7 +20,12 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from matplotlib.typing import RcKeyType
 
-from dispatch.reports.definitions import CATEGORY_GROUPS, NFPA_TARGET_SHARE
+from dispatch.reports.definitions import (
+    CATEGORY_GROUPS,
+    NFPA_TARGET_SHARE,
+    SUBURBAN_ARRIVAL_S,
+    URBAN_ARRIVAL_S,
+)
 from dispatch.reports.model import Report
 
 NOW, MONTH_BEFORE, YEAR_BEFORE = "#1f5fa8", "#9bb8d8", "#e39b3b"
@@ -134,8 +139,12 @@ def grid_chart(report: Report) -> str:
 
 
 def interval_chart(report: Report) -> str:
-    """Draw P50, P90 and P99 of every interval over all incidents, in minutes."""
-    stats = [s for s in report.intervals if s.scope == "overall"]
+    """Draw P50, P90 and P99 of every interval up to arrival over all incidents, in minutes.
+
+    The time on scene (arrived → closed) is left to the table: it runs to hours and would
+    squash every bar of the response to nothing.
+    """
+    stats = [s for s in report.intervals if s.scope == "overall" and s.interval != "on_scene"]
     with mpl.rc_context(_STYLE):
         figure, ax = _figure(7.5, 3.6)
         ys = range(len(stats))
@@ -150,7 +159,40 @@ def interval_chart(report: Report) -> str:
         ax.invert_yaxis()
         ax.set_xlabel("minutes")
         figure.legend(["P50", "P90", "P99"], loc="outside lower center", ncols=3, fontsize=7)
-        ax.set_title("Response intervals, all incidents")
+        ax.set_title("Response intervals up to arrival, all incidents")
+        return svg_of(figure)
+
+
+def grid_response_chart(report: Report) -> str:
+    """Draw each grid's P50 and P90 from reception to arrival against the two arrival norms."""
+    stats = [s for s in report.intervals if s.scope == "grid" and s.interval == "response"]
+    with mpl.rc_context(_STYLE):
+        figure, ax = _figure(7.5, 3.0)
+        xs = range(len(stats))
+        for offset, attribute, colour, name in (
+            (-0.2, "p50_s", MONTH_BEFORE, "P50"),
+            (0.2, "p90_s", NOW, "P90"),
+        ):
+            values = [(getattr(s, attribute) or 0.0) / 60 for s in stats]
+            ax.bar([x + offset for x in xs], values, 0.4, color=colour, label=name)
+        for minutes, name in (
+            (URBAN_ARRIVAL_S // 60, "urban"),
+            (SUBURBAN_ARRIVAL_S // 60, "suburban"),
+        ):
+            ax.axhline(minutes, color=GREY, linestyle="--", linewidth=1)
+            ax.annotate(
+                f"{name} norm {minutes} min",
+                (1.0, minutes),
+                xycoords=("axes fraction", "data"),
+                ha="right",
+                va="bottom",
+                fontsize=7,
+                color=GREY,
+            )
+        ax.set_xticks(list(xs), [s.key or "(none)" for s in stats])
+        ax.set_ylabel("minutes")
+        ax.legend(fontsize=7, loc="upper left")
+        ax.set_title("Received -> arrived by grid")
         return svg_of(figure)
 
 
@@ -230,6 +272,7 @@ def charts_of(report: Report) -> dict[str, str]:
         "by_hour": hour_chart(report),
         "by_grid": grid_chart(report),
         "intervals_overall": interval_chart(report),
+        "intervals_grid": grid_response_chart(report),
         "compliance": compliance_chart(report),
         "mutual_aid": mutual_aid_chart(report),
         "screening": screening_chart(report),

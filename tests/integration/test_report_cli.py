@@ -12,6 +12,7 @@ import csv
 import io
 import os
 import re
+import stat
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -106,7 +107,7 @@ async def test_csv_and_html_files(record_url: str, tmp_path: Path) -> None:
     assert figures[("screening", "2026-11", "cd-g01", "hazards_resolved")] == "1"
     html = page.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>")
-    assert html.count("<svg") == 8
+    assert html.count("<svg") == 9
     for loader in ("<script", "<img", "<link", "src=", "@import"):
         assert loader not in html
     assert re.findall(r"url\((?!#)", html) == []
@@ -115,6 +116,11 @@ async def test_csv_and_html_files(record_url: str, tmp_path: Path) -> None:
     # No temporary file is left beside the written ones.
     left = await asyncio.to_thread(lambda: sorted(p.name for p in tmp_path.iterdir()))
     assert left == ["november.csv", "november.html"]
+    # Written with the mode any new file gets, not the temporary file's private 0600.
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = await asyncio.to_thread(lambda: {stat.S_IMODE(p.stat().st_mode) for p in (table, page)})
+    assert modes == {0o666 & ~umask}
 
 
 async def test_a_bad_period_is_one_line_naming_the_option(record_url: str, tmp_path: Path) -> None:

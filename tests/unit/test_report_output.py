@@ -107,8 +107,8 @@ def page(built: Report) -> str:
 
 def test_page_is_self_contained_with_inline_charts(page: str) -> None:
     assert page.startswith("<!DOCTYPE html>")
-    assert page.count("<svg") == 8
-    assert page.count("</svg>") == 8
+    assert page.count("<svg") == 9
+    assert page.count("</svg>") == 9
     for loader in ("<script", "<img", "<link", "<iframe", "src=", "@import"):
         assert loader not in page
     # url() only for the charts' own clip paths inside the same SVG.
