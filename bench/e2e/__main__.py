@@ -172,25 +172,32 @@ async def bench(args: argparse.Namespace, state: Path) -> dict[str, Any]:
                 Offer(zone, principals, system.intake_url, bootstrap, args.seed) as offer,
                 TopicReader(bootstrap) as reader,
             ):
-                common = dict(
-                    offer=offer,
-                    phones=phones,
-                    reader=reader,
-                    postgres_url=url,
-                    sampler=sampler,
-                    others=others,
-                    settle_by=Settle(quiet_s=args.quiet, drain_s=args.drain),
-                    idle_cores={},
-                )
+                idle: dict[str, float] = {}
+
+                async def at(rate: float, duration_s: float) -> RateResult:
+                    return await run_rate(
+                        rate=rate,
+                        duration_s=duration_s,
+                        offer=offer,
+                        phones=phones,
+                        reader=reader,
+                        postgres_url=url,
+                        sampler=sampler,
+                        others=others,
+                        settle_by=Settle(quiet_s=args.quiet, drain_s=args.drain),
+                        idle_cores=idle,
+                        max_in_flight=args.max_in_flight,
+                    )
+
                 print(f"warm-up: {WARMUP_RATE:g}/s for {args.warmup:g} s", flush=True)
-                await run_rate(rate=WARMUP_RATE, duration_s=args.warmup, **common)  # type: ignore[arg-type]
+                await at(WARMUP_RATE, args.warmup)
                 floor = await measure_floor(bootstrap, url, args.floor_samples)
                 print(f"floor: {floor.summary()}", flush=True)
-                common["idle_cores"] = idle = await idle_cores(sampler, args.idle)
+                idle |= await idle_cores(sampler, args.idle)
                 print(f"idle cores: {idle}", flush=True)
                 while (rate := next_rates(args, results)) is not None:
                     print(f"rate {rate:g}/s for {args.duration:g} s ...", flush=True)
-                    result = await run_rate(rate=rate, duration_s=args.duration, **common)  # type: ignore[arg-type]
+                    result = await at(rate, args.duration)
                     results.append(result)
                     print(
                         f"  receipted {result.receipted}, jobs {result.jobs} "
@@ -235,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle CPU sampled")
     parser.add_argument("--quiet", type=float, default=3.0, help="settled: no new job this long")
     parser.add_argument("--drain", type=float, default=120.0, help="most to wait after a rate")
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=400,
+        help="an alarm whose moment comes while this many requests are unanswered is skipped",
+    )
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument(
         "--unit-copies",

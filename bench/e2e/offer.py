@@ -14,6 +14,7 @@ once and then reports itself available.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -88,6 +89,27 @@ class Offer:
             if r.received_at >= since
         }
         return list(found.values())
+
+    async def paced(self, rate: float, duration_s: float, max_in_flight: int) -> int:
+        """Post rate alarms a second for duration_s on a fixed schedule, each its own request
+        (as `Load.steady` does), but skip an alarm whose moment comes while max_in_flight
+        requests are still unanswered, so a saturated system is not buried under a backlog
+        that would take hours to drain; return how many were skipped. Waits for every
+        answer."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        in_flight: set[asyncio.Task[None]] = set()
+        skipped = 0
+        for n in range(round(rate * duration_s)):
+            await asyncio.sleep(max(0.0, start + n / rate - loop.time()))
+            if len(in_flight) >= max_in_flight:
+                skipped += 1
+                continue
+            task = asyncio.create_task(self.load.one())
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+        await asyncio.gather(*in_flight)
+        return skipped
 
     def waited(self, alarm_ids: Iterable[str]) -> list[float]:
         """Return how long the desks waited for these alarms' receipts, in milliseconds."""

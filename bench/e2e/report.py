@@ -20,17 +20,17 @@ def _ms(value: float | None) -> str:
 def latency_table(run: dict[str, Any]) -> str:
     """Return the main table: rates, what got through, latency, cores, others."""
     floor = run["floor"]["floor_ms"]
-    lines = [
-        "| offered/s | receipted/s | jobs/s | jobs / receipted | escalated | job p50 | p95 | p99 "
-        "| max | p99 / floor | accept p50 | accept p99 | 202 p50 | 202 p99 | cores | others |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-        "| ---: | ---: | ---: | ---: |",
-    ]
+    head = (
+        "offered/s", "skipped", "receipted/s", "jobs/s", "jobs / receipted", "escalated",
+        "job p50", "p95", "p99", "max", "p99 / floor", "accept p50", "accept p99",
+        "202 p50", "202 p99", "cores", "others",
+    )  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + " ---: |" * len(head)]
     for r in run["rates"]:
         job, accept, desk = r["job_ms"], r["accept_ms"], r["desk_wait_ms"]
         ratio = f"{job['p99'] / floor:.1f}" if job["p99"] is not None and floor else "-"
         lines.append(
-            f"| {r['rate']:g} | {r['receipted_per_s']:g} | {r['jobs_per_s']:g} | "
+            f"| {r['rate']:g} | {r['skipped']} | {r['receipted_per_s']:g} | {r['jobs_per_s']:g} | "
             f"{r['jobs']} / {r['receipted']} | {r['escalated']} | {_ms(job['p50'])} | "
             f"{_ms(job['p95'])} | {_ms(job['p99'])} | {_ms(job['max'])} | {ratio} | "
             f"{_ms(accept['p50'])} | {_ms(accept['p99'])} | {_ms(desk['p50'])} | "
