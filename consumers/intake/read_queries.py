@@ -66,24 +66,45 @@ class IncidentQuery:
     party_unit_id: str | None = None
 
 
-async def board_incidents(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    """Return every open incident, most urgent first, then oldest first."""
+def _ts(column: str) -> str:
+    # The events' own form: UTC, milliseconds, a Z (dispatch.events.UtcTimestamp).
+    return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
+
+
+# An open incident as the board writes it (read_models.BoardIncident), built by PostgreSQL: a
+# board of a thousand incidents is one query, and Python only checks each row's policy and
+# splices the texts. Its parties are the change's own, as the sink stored them.
+_BOARD_JSON = f"""
+json_build_object(
+    'incident_id', i.incident_id, 'state', i.state, 'is_open', i.is_open,
+    'priority', i.priority, 'category', i.category, 'enterprise_id', i.enterprise_id,
+    'grid_id', i.grid_id, 'place_name', i.place_name,
+    'position', CASE WHEN i.lat IS NULL OR i.lon IS NULL THEN NULL
+        ELSE json_build_object('lat', i.lat, 'lon', i.lon, 'accuracy_m', NULL) END,
+    'first_alarm_id', i.first_alarm_id, 'alarm_count', i.alarm_count, 'text', i.text,
+    'reporter_name', i.reporter_name, 'reporter_phone', i.reporter_phone,
+    'received_at', {_ts("i.received_at")}, 'classified_at', {_ts("i.classified_at")},
+    'dispatched_at', {_ts("i.dispatched_at")}, 'delivered_at', {_ts("i.delivered_at")},
+    'accepted_at', {_ts("i.accepted_at")}, 'on_scene_at', {_ts("i.on_scene_at")},
+    'resolved_at', {_ts("i.resolved_at")}, 'closed_at', {_ts("i.closed_at")},
+    'updated_at', {_ts("i.updated_at")}, 'last_event_id', i.last_event_id,
+    'parties', i.parties,
+    'updated_event_ids', coalesce(
+        (SELECT json_agg(e.event_id ORDER BY e.event_id) FROM record_events e
+         WHERE e.incident_id = i.incident_id AND e.at = i.updated_at AND e.kind = 'state'),
+        json_build_array(i.last_event_id))
+)::text
+"""  # noqa: S608  # splices this module's own fragments, never input
+
+
+async def board_json(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Return every open incident, most urgent first, then oldest first: its enterprise, its
+    parties (for the policy) and the incident as the board's JSON (`body`)."""
     return await conn.fetch(
-        f"SELECT {_INCIDENT_COLUMNS} FROM record_incidents WHERE is_open "  # noqa: S608  # values are bind parameters
-        f"ORDER BY priority, {INCIDENT_SORT}, incident_id"
+        f"SELECT i.incident_id, i.enterprise_id, i.parties::text AS parties, {_BOARD_JSON} AS body "  # noqa: S608
+        f"FROM record_incidents i WHERE i.is_open ORDER BY i.priority, {INCIDENT_SORT}, "
+        "i.incident_id"
     )
-
-
-async def board_known_changes(conn: asyncpg.Connection) -> dict[uuid.UUID, list[uuid.UUID]]:
-    """Return, for every open incident, the ids of its changes the record holds at its
-    updated_at: a board drops a live change of that time that is one of these."""
-    rows = await conn.fetch(
-        "SELECT e.incident_id, array_agg(e.event_id ORDER BY e.event_id) AS ids "
-        "FROM record_incidents i JOIN record_events e "
-        "ON e.incident_id = i.incident_id AND e.at = i.updated_at AND e.kind = 'state' "
-        "WHERE i.is_open GROUP BY e.incident_id"
-    )
-    return {row["incident_id"]: list(row["ids"]) for row in rows}
 
 
 async def incidents(

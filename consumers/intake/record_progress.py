@@ -42,9 +42,11 @@ class Progress:
 class RecordProgress:
     """Ask Kafka how far the sink's consumer group has committed on some topics.
 
-    Each question opens its own clients and closes them: a board is fetched when a commander
-    connects or reconnects, rarely enough that a few milliseconds of connecting cost nothing,
-    and no client outlives the request. Kafka unreachable is an answer too: not known complete.
+    Its two clients (an admin client for the group's offsets and the topics' partitions, a
+    consumer without a group for the end offsets) start at the first question and stay up, so
+    a board fetch does not pay for connecting; `close` stops them (the intake's lifespan does,
+    on shutdown). Kafka unreachable is an answer too: not known complete, and the clients are
+    started afresh at the next question.
     """
 
     def __init__(
@@ -61,28 +63,59 @@ class RecordProgress:
         self._topics = tuple(topics)
         self._wait_s = wait_s
         self._poll_s = poll_s
+        self._clients: tuple[AIOKafkaAdminClient, AIOKafkaConsumer] | None = None
+        self._partitions: list[TopicPartition] = []
+        self._lock = asyncio.Lock()
 
     async def caught_up(self) -> Progress:
         """Wait until the sink has stored every record published before now, or wait_s passed."""
+        try:
+            async with asyncio.timeout(ASK_TIMEOUT_S):
+                admin, consumer, partitions = await self._ready()
+                targets = await consumer.end_offsets(partitions)
+            return await self._wait(admin, targets)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning("board: could not tell how far the sink is: %r", exc)
+            await self.close()
+            return Progress(complete=False, behind=None)
+
+    async def close(self) -> None:
+        """Stop the clients; a later question starts new ones."""
+        async with self._lock:
+            clients, self._clients, self._partitions = self._clients, None, []
+        if clients is not None:
+            admin, consumer = clients
+            await consumer.stop()
+            await admin.close()
+
+    async def _ready(
+        self,
+    ) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer, list[TopicPartition]]:
+        async with self._lock:
+            if self._clients is None:
+                self._clients = await self._start()
+            admin, consumer = self._clients
+            if not self._partitions:
+                self._partitions = await self._describe(admin)
+            return admin, consumer, self._partitions
+
+    async def _start(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False
         )
         try:
-            return await self._wait(admin, consumer)
-        except (KafkaError, OSError, TimeoutError) as exc:
-            log.warning("board: could not tell how far the sink is: %r", exc)
-            return Progress(complete=False, behind=None)
-        finally:
-            await consumer.stop()
-            await admin.close()
-
-    async def _wait(self, admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer) -> Progress:
-        async with asyncio.timeout(ASK_TIMEOUT_S):
             await admin.start()
             await consumer.start()
-            partitions = await self._describe(admin)
-            targets = await consumer.end_offsets(partitions)
+        except BaseException:
+            await consumer.stop()
+            await admin.close()
+            raise
+        return admin, consumer
+
+    async def _wait(
+        self, admin: AIOKafkaAdminClient, targets: dict[TopicPartition, int]
+    ) -> Progress:
         if not any(targets.values()):
             return Progress(complete=True, behind=0)  # nothing was ever published
         deadline = time.monotonic() + self._wait_s

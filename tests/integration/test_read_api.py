@@ -21,6 +21,7 @@ import pytest
 from consumers.auth import Role
 from consumers.intake import build_app
 from consumers.intake.read_api import ReadSettings
+from consumers.intake.read_models import Board
 from dispatch.events import (
     INCIDENTS_STATE,
     UNITS_STATUS,
@@ -139,6 +140,8 @@ async def test_the_board_holds_every_open_incident_and_every_unit(world: World) 
     assert response.status_code == 200, response.text
     board = response.json()
     assert (board["complete"], board["behind"]) == (True, 0)
+    # Written by PostgreSQL and spliced, the board is still the model's shape exactly.
+    Board.model_validate_json(response.content)
     # Most urgent first, then oldest first: the P1 at A, then the P2s by time.
     assert ids(board) == [i.incident_id for i in (world.a_open, world.b_open, world.away)]
     first = board["incidents"][0]
@@ -157,6 +160,17 @@ async def test_the_board_holds_every_open_incident_and_every_unit(world: World) 
     assert patrol["position_age_s"] == pytest.approx(
         (as_of - world.reported_at).total_seconds(), abs=0.002
     )
+
+
+async def test_the_board_writes_each_incident_as_the_incident_page_does(world: World) -> None:
+    board = (await world.get("commander", "/v1/board")).json()
+    assert board["incidents"]
+    for row in board["incidents"]:
+        detail = (await world.get("commander", f"/v1/incidents/{row['incident_id']}")).json()
+        for name in ("alarms", "alarms_next_cursor", "timeline", "timeline_next_cursor"):
+            del detail[name]
+        assert row.pop("updated_event_ids") == [row["last_event_id"]]
+        assert row == detail
 
 
 @pytest.mark.parametrize("who", ["desk A", "patrol", "guard", "sensor", "admin"])
