@@ -63,7 +63,8 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
     """Serve app with uvicorn in this event loop; yield its base URL."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        # The lifespan runs as in the service: it stops the board's Kafka clients (read API).
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
     task = asyncio.create_task(server.serve())
     deadline = time.monotonic() + WAIT_S
