@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from consumers.logs import setup_logging
 from consumers.until_stopped import Stop
 from dispatch.settings import Settings
 from infra.errors import InfraError
@@ -49,9 +50,7 @@ async def run(settings: Settings, stages: Sequence[str], instance: str | None) -
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the stages, build the settings, run."""
     args = parse_stages(argv, prog="python -m streams", description=__doc__)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging()
     return asyncio.run(run(Settings(), args.stage, args.instance))
 
 

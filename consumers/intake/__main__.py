@@ -14,6 +14,7 @@ import uvicorn
 from consumers.db import migrate
 from consumers.intake.app import build_app
 from consumers.kafka_producer import RecoveringProducer
+from consumers.logs import setup_logging
 from dispatch.events import ALARMS_RAW
 from dispatch.settings import Settings
 from infra.stack import postgres_url
@@ -66,7 +67,7 @@ async def serve(settings: Settings) -> None:
                 app,
                 host=settings.gateway_host,
                 port=settings.intake_port,
-                log_level="info",
+                log_config=None,  # consumers/logs.py's set-up, done in main()
                 server_header=False,
             )
             server = IntakeServer(config)
@@ -86,6 +87,7 @@ async def serve(settings: Settings) -> None:
 
 def main() -> int:
     """Build the settings and run the intake API in the foreground."""
+    setup_logging()
     asyncio.run(serve(Settings()))
     return 0
 

@@ -9,6 +9,7 @@ import sys
 import asyncpg
 
 from consumers.db import migrate
+from consumers.logs import setup_logging
 from consumers.push.gateway import PushGateway
 from consumers.push.gc_tuning import GcTuning
 from consumers.push.store import connection
@@ -38,9 +39,7 @@ async def serve(settings: Settings) -> int:
 
 def main() -> int:
     """Build the settings from the environment and serve."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging()
     return asyncio.run(serve(Settings()))
 
 

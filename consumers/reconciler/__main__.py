@@ -13,6 +13,7 @@ import asyncpg
 from consumers.db import migrate
 from consumers.db.pool import connection
 from consumers.kafka_producer import RecoveringProducer
+from consumers.logs import setup_logging
 from consumers.probe_server import serve_probes
 from consumers.readiness import alive, check_ready
 from consumers.reconciler.service import Reconciler, Timing
@@ -80,9 +81,7 @@ async def serve(settings: Settings) -> int:
 
 def main() -> int:
     """Build the settings and run the reconciler in the foreground."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging()
     return asyncio.run(serve(Settings()))
 
 

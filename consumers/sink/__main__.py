@@ -12,6 +12,7 @@ import asyncpg
 
 from consumers.db import migrate
 from consumers.db.pool import connection
+from consumers.logs import setup_logging
 from consumers.probe_server import serve_probes
 from consumers.readiness import OK, Readiness, alive, postgres_answers
 from consumers.sink.service import Sink
@@ -72,9 +73,7 @@ async def serve(settings: Settings) -> int:
 
 def main() -> int:
     """Build the settings and run the sink in the foreground."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging()
     return asyncio.run(serve(Settings()))
 
 
