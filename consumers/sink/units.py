@@ -52,7 +52,7 @@ def unit_rows(statuses: Iterable[UnitStatus]) -> list[UnitRow]:
         if row is None:
             row = rows[report.unit_id] = UnitRow(
                 report.unit_id,
-                report.status.value,
+                report.status,
                 None,
                 None,
                 None,
@@ -65,7 +65,7 @@ def unit_rows(statuses: Iterable[UnitStatus]) -> list[UnitRow]:
             row.reported_at, row.presence = report.reported_at, report.presence
         # A presence record repeats the last known status: it never changes one.
         if not report.presence and (row.status_at is None or report.reported_at >= row.status_at):
-            row.status, row.status_at = report.status.value, report.reported_at
+            row.status, row.status_at = report.status, report.reported_at
         at = fix_time(report)
         position = report.position
         if position is not None and at is not None and (row.fix_at is None or at >= row.fix_at):
@@ -93,7 +93,7 @@ def fixes_of(statuses: Iterable[UnitStatus]) -> dict[str, list[Fix]]:
         if report.position is None or at is None:
             continue
         position = report.position
-        fix = Fix(report.unit_id, at, position.lat, position.lon, report.status.value)
+        fix = Fix(report.unit_id, at, position.lat, position.lon, report.status)
         fixes.setdefault(report.unit_id, []).append(fix)
     return fixes
 

@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
+from typing import Any
 
 import asyncpg
 
@@ -96,17 +98,34 @@ class _Batch:
     dead_letters: list[tuple[object, ...]] = field(default_factory=list)
 
 
+# What each class of event becomes beyond its timeline row (by class: a pydantic model's
+# isinstance goes through ABCMeta, and a batch would ask it tens of thousands of times).
+_ROLES: dict[type[Any], str] = {
+    RawAlarm: "raw",
+    UnitStatus: "unit",
+    DeadLetter: "dead_letter",
+    ClassifiedAlarm: "classified",
+    IncidentStateChange: "change",
+}
+
+
+@cache
+def _role(cls: type[EventModel]) -> str:
+    return next((_ROLES[base] for base in cls.__mro__ if base in _ROLES), "timeline")
+
+
 def _sort(records: Sequence[SinkRecord]) -> _Batch:
     batch = _Batch()
     for record in records:
-        event = record.event
-        if isinstance(event, RawAlarm):
+        role = _role(type(record.event))
+        event: Any = record.event
+        if role == "raw":
             batch.raw_alarms.setdefault(event.alarm_id, rows.raw_alarm_row(event))
             continue
-        if isinstance(event, UnitStatus):
+        if role == "unit":
             batch.statuses.append(event)
             continue
-        if isinstance(event, DeadLetter):
+        if role == "dead_letter":
             wire = event.model_dump(mode="json")
             wire["errors"] = json.dumps(wire["errors"], ensure_ascii=False)
             batch.dead_letters.append(rows.dead_letter_row(event, wire=wire))
@@ -118,9 +137,9 @@ def _sort(records: Sequence[SinkRecord]) -> _Batch:
         )  # fmt: skip
         if row is not None:
             batch.events.append(row)
-        if isinstance(event, ClassifiedAlarm):
+        if role == "classified":
             batch.classified[event.alarm_id] = rows.classified_alarm_row(event)
-        elif isinstance(event, IncidentStateChange):
+        elif role == "change":
             batch.changes.append((event, detail))
     return batch
 
