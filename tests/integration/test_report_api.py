@@ -146,6 +146,7 @@ async def test_the_endpoint_is_in_the_openapi_document(service: Service) -> None
     document = (await service.http.get("/openapi.json")).json()
     operation = document["paths"][PATH]["get"]
     assert {p["name"] for p in operation["parameters"]} == {"from", "to"}
+    assert operation["security"] == [{"HTTPBearer": []}]
     assert set(operation["responses"]) >= {"200", "401", "403", "422", "503"}
     schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
     assert schema == {"$ref": "#/components/schemas/Report"}
