@@ -16,6 +16,8 @@ import pytest
 import yaml
 
 from cli.run_command import services
+from consumers.intake.cors import page_origins
+from consumers.push.pages import content_security_policy, intake_url
 from dispatch.settings import Settings
 from streams.pipeline import STAGES
 
@@ -192,7 +194,9 @@ def test_no_password_committed(compose: dict[str, Any]) -> None:
 
 def test_dockerfile_copies_what_exists() -> None:
     lines = (ROOT / "Dockerfile").read_text().splitlines()
-    sources = [part for line in lines if line.startswith("COPY ") for part in line.split()[1:-1]]
+    # A COPY --from=stage copies from an earlier build stage, not from the checkout.
+    copies = [line for line in lines if line.startswith("COPY ") and "--from=" not in line]
+    sources = [part for line in copies for part in line.split()[1:-1]]
     assert sources
     for source in sources:
         assert (ROOT / source).exists(), f"Dockerfile copies missing {source}"
@@ -206,3 +210,50 @@ def test_dockerfile_copies_every_service_package() -> None:
     }
     for command in COMMANDS.values():
         assert command[0].split(".")[0] in copied
+
+
+def compose_settings(compose: dict[str, Any], service: str, **variables: str) -> Settings:
+    """Return the settings a service gets from the compose file, with some variables set."""
+    env = compose["services"][service]["environment"]
+    given = {"DISPATCH_POSTGRES_PASSWORD": "secret", **variables}
+    return Settings.model_validate(
+        {name.removeprefix("DISPATCH_").lower(): interpolate(v, given) for name, v in env.items()}
+    )
+
+
+def published(compose: dict[str, Any], service: str) -> int:
+    """Return the host port a service is published on."""
+    (mapping,) = compose["services"][service]["ports"]
+    return int(str(mapping).split(":")[0])
+
+
+def test_the_pages_work_from_a_browser_on_this_machine(compose: dict[str, Any]) -> None:
+    intake_port, push_port = published(compose, "intake"), published(compose, "push")
+    gateway = compose_settings(compose, "push")
+    intake = compose_settings(compose, "intake")
+    # The pages reach intake where it is published, not at the 0.0.0.0 the services bind.
+    assert intake_url(gateway) == f"http://localhost:{intake_port}"
+    assert f"connect-src 'self' http://localhost:{intake_port}" in content_security_policy(gateway)
+    # Intake answers the pages' browsers, whichever loopback name they typed.
+    assert {f"http://localhost:{push_port}", f"http://127.0.0.1:{push_port}"} <= set(
+        page_origins(intake)
+    )
+    # Both are overridable for browsers elsewhere, without editing the file.
+    public = compose_settings(
+        compose,
+        "intake",
+        DISPATCH_PAGES_INTAKE_URL="https://intake.example.cn",
+        DISPATCH_PAGES_ORIGINS="https://board.example.cn",
+    )
+    assert (intake_url(public), page_origins(public)) == (
+        "https://intake.example.cn",
+        ["https://board.example.cn"],
+    )
+
+
+def test_the_image_builds_the_pages_and_serves_them() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    # Built from the lockfile in a node stage, copied where the setting points.
+    assert "npm ci" in dockerfile
+    assert "COPY --from=pages /web/dist /app/web/dist" in dockerfile
+    assert "ENV DISPATCH_PAGES_DIR=/app/web/dist" in dockerfile
