@@ -1,4 +1,5 @@
-"""A small HTTP server for a service's probes (`/healthz`, `/readyz`), beside its real work.
+"""A small HTTP server for a service's probes (`/healthz`, `/readyz`) and its `/metrics`,
+beside its real work.
 
 The stream workers and the reconciler speak no HTTP otherwise; their supervisor (`dispatch
 run`, a container engine) asks these. Probes reveal nothing about the data and need no token.
@@ -16,6 +17,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from consumers.metrics import metrics_route
 
 # A probe answers (HTTP status, JSON body).
 Probe = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
@@ -42,7 +45,9 @@ def serve_probes(
 
         return Route(path, answer)
 
-    app = Starlette(routes=[route(path, probe) for path, probe in probes.items()])
+    # `/metrics` beside the probes: the process's whole registry (consumers/metrics.py).
+    routes = [route(path, probe) for path, probe in probes.items()] + [metrics_route()]
+    app = Starlette(routes=routes)
     # log_config=None: the service's own logging set-up stays as it is.
     # No lifespan: the probes need no start-up, and a stopped lifespan task logs a traceback.
     config = uvicorn.Config(

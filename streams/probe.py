@@ -1,5 +1,5 @@
 """A stream worker's probes: `/healthz` (the process answers) and `/readyz` (every worker of
-the process handles its partitions, and none is stuck)."""
+the process handles its partitions, and none is stuck); `/metrics` beside them."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
+from consumers import metrics
 from consumers.probe_server import ProbeServer, serve_probes
 from streams.pipeline import Pipeline
 
@@ -37,10 +38,32 @@ def owned_partitions(owned: Iterable[TopicPartition]) -> dict[str, list[int]]:
     return by_topic
 
 
+# How an escalated incident's row reads in the route stage's incidents table (compact JSON;
+# no party state is spelled so, and a quote inside a text field is escaped).
+_ESCALATED = b'"state":"escalated"'
+
+
+def escalated_incidents(pipeline: Pipeline) -> int:
+    """Return how many incidents this process's route stage holds escalated: each waits for
+    the commander (docs/operations.md: escalations waiting)."""
+    return sum(
+        sum(1 for value in table.values() if _ESCALATED in value)
+        for worker in pipeline.workers
+        for table in worker.spec.tables
+        if table.name == "incidents"
+    )
+
+
 def serve_stream_probes(
     pipeline: Pipeline, *, host: str, port: int
 ) -> tuple[ProbeServer, asyncio.Task[None]]:
-    """Start the worker's probes; return the server and its task."""
+    """Start the worker's probes and `/metrics`; return the server and its task."""
+    if "route" in pipeline.stages:
+        metrics.READINGS.add(
+            "dispatch_route_escalated_incidents",
+            "Incidents the route stage holds in the escalated state (waiting for the commander).",
+            lambda: escalated_incidents(pipeline),
+        )
 
     async def healthz() -> tuple[int, dict[str, Any]]:
         return 200, {"status": "alive", "stages": list(pipeline.stages)}

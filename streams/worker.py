@@ -15,6 +15,7 @@ changelogs before any of their records is handled.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -26,7 +27,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from consumers import metrics
 from consumers.until_stopped import stop_part
+from dispatch.events import ALARMS_DLQ, DISPATCH_ASSIGNMENTS, INCIDENTS_STATE
 from streams.batching import BATCH_MAX, Handler, frame_writes, run_batch, send_writes
 from streams.restore import restore_tables
 from streams.stages import Outbox, Queued
@@ -157,6 +160,7 @@ class StageWorker:
         """Join the group; batches start once partitions are assigned and restored."""
         await self._consumer.start()
         self._consumer.subscribe(list(self.spec.inputs), listener=_Rebalance(self))
+        metrics.PARTITIONS.add(self._metrics_key, self.partition_figures)
         self._tasks.append(asyncio.create_task(self._run(), name=f"{self.name}-loop"))
         for timer in self.spec.timers:
             task = asyncio.create_task(self._tick(timer), name=f"{self.name}-timer")
@@ -165,6 +169,7 @@ class StageWorker:
     async def stop(self, *, timeout_s: float = 10.0) -> None:
         """Finish the batch in hand, stop the loop and leave the group."""
         self._stopping.set()
+        metrics.PARTITIONS.remove(self._metrics_key)
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=timeout_s)
             for task in self._tasks:
@@ -191,6 +196,19 @@ class StageWorker:
             if end is not None and committed is not None:
                 lags[tp] = max(0, end - committed)
         return lags
+
+    @property
+    def _metrics_key(self) -> str:
+        return f"{self.membership.group_id}/{self.name}/{id(self)}"
+
+    def partition_figures(self) -> dict[tuple[str, str, int], tuple[int, int]]:
+        """Return, per owned partition, (lag, committed offset) for `/metrics`: the lag is the
+        consumer's highwater less the committed offset, what a restart would read again."""
+        figures = {}
+        for tp, behind in self.lag().items():
+            key = (self.membership.group_id, tp.topic, tp.partition)
+            figures[key] = (behind, self.progress.committed.get(tp, 0))
+        return figures
 
     def problems(self, *, now: float, stall_after_s: float) -> list[str]:
         """Return why this worker is not doing its job right now (empty when it is)."""
@@ -239,8 +257,11 @@ class StageWorker:
             offsets[tp] = records[-1].offset + 1
         if not messages:
             return
+        started = time.perf_counter()
         await run_batch(self._handle, messages, stage=self.name, write=self._write)
         await self._commit(offsets)
+        metrics.STAGE_BATCH_SECONDS.labels(stage=self.name).observe(time.perf_counter() - started)
+        metrics.STAGE_RECORDS.labels(stage=self.name).inc(len(messages))
         self.progress.records += len(messages)
         self.progress.batches += 1
         self.progress.last_batch_at = time.monotonic()
@@ -255,6 +276,7 @@ class StageWorker:
             try:
                 await send_writes(self._send, writes)
                 self.progress.retrying_since = None
+                _count_writes(self.name, out)
                 return
             except (KafkaError, TimeoutError) as exc:
                 now = time.monotonic()
@@ -350,6 +372,30 @@ class StageWorker:
                 "%s: handling %s", self.name, sorted(f"{t.topic}[{t.partition}]" for t in assigned)
             )
             self.ready.set()
+
+
+def _count_writes(stage: str, out: Queued) -> None:
+    """Count what a batch wrote, once Kafka acknowledged it: dead letters, and the route
+    stage's decisions (each incident state it entered, each assignment it sent)."""
+    for topic, _key, value in out.records:
+        if topic.name == ALARMS_DLQ.name:
+            metrics.STAGE_DEAD_LETTERS.labels(stage=stage).inc()
+        elif topic.name == DISPATCH_ASSIGNMENTS.name:
+            metrics.ROUTE_DECISIONS.labels(decision="assignment").inc()
+        elif topic.name == INCIDENTS_STATE.name:
+            state = _state_of(value)
+            metrics.ROUTE_DECISIONS.labels(decision=f"state:{state}").inc()
+            if state == "escalated":
+                metrics.ESCALATIONS.inc()
+
+
+def _state_of(value: bytes) -> str:
+    # The state alone, without validating the whole change (the stage built it a moment ago).
+    try:
+        state = json.loads(value).get("state")
+    except (ValueError, AttributeError):
+        return "unknown"
+    return state if isinstance(state, str) else "unknown"
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka has no stubs
