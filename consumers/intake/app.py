@@ -19,6 +19,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from consumers import metrics
 from consumers.auth import (
     AuthenticationFailed,
     Principal,
@@ -45,6 +46,7 @@ from consumers.intake.models import (
     AlarmRequest,
     raw_alarm_of,
     request_hash,
+    source_kind_of,
 )
 from consumers.intake.placing import install_placing
 from consumers.intake.read_api import ReadSettings, install_read_api
@@ -274,6 +276,8 @@ def build_app(
     # Outermost, so that every answer (a 413 too) tells the pages' browsers they may read it.
     install_cors(app, settings)
     install_error_handlers(app)
+    # Counts every 4xx/5xx, by status, for /metrics (the 413 of BodyLimit and 401s included).
+    app.add_middleware(metrics.CountRefusals)
     bearer = HTTPBearer(
         auto_error=False, description="A token from `dispatch token create` (`dsp_…`)."
     )
@@ -300,6 +304,8 @@ def build_app(
         receipt, replayed = await intake.raise_alarm(principal, body)
         if replayed:
             response.headers["Idempotent-Replayed"] = "true"
+        else:
+            metrics.ALARMS_IN.labels(source_kind=source_kind_of(principal, body).value).inc()
         return receipt
 
     @app.get("/v1/alarms/{alarm_id}", responses=documented(401, 403, 404, 422, 429, 503))
@@ -327,6 +333,11 @@ def build_app(
         producer=producer,
         topic=topic,
         kafka_timeout_s=kafka_timeout_s,
+    )
+
+    # The process's metrics (docs/operations.md); no token, like the probes: counts only.
+    app.add_api_route(
+        "/metrics", metrics.metrics_endpoint, methods=["GET"], include_in_schema=False
     )
 
     @app.get("/healthz")
