@@ -23,10 +23,11 @@ from infra.kafka import KafkaBroker
 from infra.postgres import PostgresServer
 from infra.stack import private_settings
 from infra.topics import TopicDecl, ensure_topics
+from tests.integration.scrape import scrape
+from tests.integration.test_intake_api import ALARM, Service, desk, serving, started_producer
 from tests.integration.test_intake_api import http as http
 from tests.integration.test_intake_api import private_broker as private_broker
 from tests.integration.test_intake_api import service as service
-from tests.integration.test_intake_api import serving, started_producer
 
 WAIT_S = 60.0  # a hang guard, not a performance bound
 READY = {"status": "ready", "checks": {"kafka": "ok", "postgres": "ok"}, "not_ready": []}
@@ -126,3 +127,20 @@ async def test_the_swagger_page_loads_every_asset_from_the_service(
     document = (await http.get("/openapi.json")).json()
     assert "/readyz" in document["paths"]
     assert "/docs" not in document["paths"]
+
+
+async def test_metrics_need_no_token_and_count_alarms_in_and_refusals(
+    service: Service, http: httpx.AsyncClient
+) -> None:
+    alarms_before = await scrape(http, "dispatch_intake_alarms_total", source_kind="desk")
+    refused_before = await scrape(http, "dispatch_intake_refusals_total", status="401")
+    caller, _ = await desk(service)
+    accepted = await http.post("/v1/alarms", json=ALARM, headers=caller.headers)
+    assert accepted.status_code == 202, accepted.text
+    assert (await http.post("/v1/alarms", json=ALARM)).status_code == 401
+    assert await scrape(http, "dispatch_intake_alarms_total", source_kind="desk") == (
+        alarms_before + 1
+    )
+    assert await scrape(http, "dispatch_intake_refusals_total", status="401") == (
+        refused_before + 1
+    )
