@@ -15,6 +15,7 @@ from typing import Self
 
 import asyncpg
 
+from consumers import metrics
 from consumers.kafka_producer import RecoveringProducer
 from consumers.push.actions import PUBLISH_TIMEOUT_S, CommanderActions, UnitActions
 from consumers.push.outbox import OutboxListener, OutboxWriter
@@ -130,6 +131,16 @@ class PushGateway:
             port=port,
         )
         self._started: list[str] = []
+        self._pool = pool
+        self._metrics_key = f"push-gateway/{id(self)}"
+
+    async def refresh_metrics(self) -> None:
+        """Read the figures `/metrics` shows as they are now: connections and the backlog."""
+        metrics.PUSH_CONNECTED.labels(channel="unit").set(self.hub.unit_connections)
+        metrics.PUSH_CONNECTED.labels(channel="board").set(self.hub.board_connections)
+        async with self._pool.acquire() as conn:
+            backlog = await conn.fetchval("SELECT count(*) FROM unit_outbox WHERE acked_at IS NULL")
+        metrics.OUTBOX_BACKLOG.set(backlog)
 
     @property
     def port(self) -> int:
@@ -149,6 +160,7 @@ class PushGateway:
             self._started.append("server")
             await self.writer.start()
             self._started.append("writer")
+            metrics.add_refresher(self._metrics_key, self.refresh_metrics)
         except BaseException:
             await self.stop()
             raise
@@ -156,6 +168,7 @@ class PushGateway:
     async def stop(self) -> None:
         """Close every connection, then stop the writer, the feed, the listener, the producer."""
         started, self._started = self._started, []
+        metrics.remove_refresher(self._metrics_key)
         if "server" in started:
             await self.server.stop()
         if "writer" in started:

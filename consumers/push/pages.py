@@ -26,6 +26,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from consumers import metrics
 from consumers.auth import UNIT_ROLES, AuthenticationFailed, Principal, can_command
 from consumers.db.faults import DATABASE_DOWN
 from consumers.push.sessions import RateLimiter
@@ -39,6 +40,8 @@ DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "web" / "dist"
 PAGES = {"/": "index.html", "/board": "board.html", "/unit": "unit.html", "/desk": "desk.html"}
 ASSETS_PREFIX = "/assets/"
 CONFIG_PATH = "/config.json"
+# The process's Prometheus metrics: counts only, no token, like /healthz (docs/operations.md).
+METRICS_PATH = "/metrics"
 ZONE_PATH = "/v1/zone"
 NOT_BUILT = (
     "the pages are not built: run `npm ci && npm run build` in web/ "
@@ -188,6 +191,8 @@ class Pages:
         path = request.path.partition("?")[0]
         if path == CONFIG_PATH:
             return self._respond(http.HTTPStatus.OK, self._config, "application/json")
+        if path == METRICS_PATH:
+            return self._respond(http.HTTPStatus.OK, await metrics.render(), metrics.CONTENT_TYPE)
         if path == ZONE_PATH:
             return await self._zone_answer(ws, request)
         name = PAGES.get(path)

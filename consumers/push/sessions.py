@@ -20,6 +20,7 @@ from contextlib import suppress
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from consumers import metrics
 from consumers.auth import Principal, can_command, can_read_incident
 from consumers.auth.policy import can_read_reporter
 
@@ -209,6 +210,7 @@ class UnitSession(Session):
         # Counted as sent before the write completes: the client may ack it that soon.
         self.last_sent = row.seq
         self.jobs_sent += 1
+        metrics.JOBS_PUSHED.inc()
         await self.send(job_frame(row.seq, row.payload))
 
 
@@ -229,6 +231,16 @@ class Hub:
     def connections(self) -> int:
         """Return the number of sessions registered now."""
         return sum(len(s) for s in self._units.values()) + len(self._boards)
+
+    @property
+    def board_connections(self) -> int:
+        """Return the number of board (commander and desk) sessions registered now."""
+        return len(self._boards)
+
+    @property
+    def unit_connections(self) -> int:
+        """Return the number of unit sessions registered now (a unit may hold two)."""
+        return sum(len(s) for s in self._units.values())
 
     @property
     def unit_ids(self) -> set[str]:

@@ -13,6 +13,7 @@ from datetime import datetime
 import asyncpg
 
 # Re-exported: the outbox, the sessions and the actions tell record faults from outages.
+from consumers import metrics
 from consumers.db.faults import DATABASE_DOWN as DATABASE_DOWN
 from consumers.db.faults import describe_fault as describe_fault
 from consumers.db.faults import is_record_fault as is_record_fault
@@ -191,11 +192,15 @@ async def mark_acked(
         "UPDATE unit_outbox SET delivered_at = coalesce(delivered_at, $3), "
         "acked_at = coalesce(acked_at, $3) "
         "WHERE unit_id = $1 AND seq = ANY($2::bigint[]) AND acked_at IS NULL "
-        "RETURNING seq, assignment_id, incident_id, kind",
+        "RETURNING seq, assignment_id, incident_id, kind, "
+        "extract(epoch FROM $3 - dispatched_at)::float8 AS ack_s",
         unit_id,
         list(seqs),
         at,
     )
+    for row in rows:
+        # From the route stage's decision to this acknowledgement (docs/operations.md).
+        metrics.ACK_SECONDS.observe(max(0.0, row["ack_s"]))
     refs = [_job_ref(row, unit_id) for row in rows]
     return sorted(refs, key=lambda ref: ref.seq)
 

@@ -6,11 +6,24 @@ import asyncio
 
 import asyncpg
 import httpx
+from aiokafka import AIOKafkaProducer
 
+from consumers.auth import Role
 from consumers.push import PushTopics
 from dispatch.settings import Settings
-from tests.integration.test_push_gateway import frozen_broker, gateway
+from tests.integration.principals import make_caller
+from tests.integration.scrape import scrape
+from tests.integration.test_push_gateway import (
+    eventually,
+    frozen_broker,
+    gateway,
+    job_for,
+    produce,
+    stamped,
+    unit_client,
+)
 from tests.integration.test_push_gateway import pool as pool
+from tests.integration.test_push_gateway import producer as producer
 from tests.integration.test_push_gateway import topics as topics
 
 
@@ -57,3 +70,35 @@ async def test_the_gateway_is_not_ready_while_kafka_does_not_answer(
                 if (await plain.get("/readyz")).status_code == 200:
                     break
                 await asyncio.sleep(0.2)
+
+
+async def test_the_gateway_metrics_show_connections_jobs_backlog_and_ack_times(
+    running_stack: Settings,
+    pool: asyncpg.Pool,
+    topics: PushTopics,
+    producer: AIOKafkaProducer,
+    group_id: str,
+) -> None:
+    unit = await make_caller(pool, Role.PATROL)
+    async with (
+        gateway(running_stack, pool, topics, group_id) as gw,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.port}", timeout=30) as plain,
+    ):
+        assert await scrape(plain, "dispatch_push_connected", channel="unit") == 0
+        sent_before = await scrape(plain, "dispatch_push_jobs_sent_total")
+        acks_before = await scrape(plain, "dispatch_push_ack_seconds_count")
+        async with unit_client(gw, unit) as (c, _):
+            assert await scrape(plain, "dispatch_push_connected", channel="unit") == 1
+            await produce(producer, topics.assignments, job_for(unit.unit), job_for(unit.unit))
+            await c.jobs(2)
+            # Both jobs stored, none acknowledged: the backlog holds at least these two.
+            assert await scrape(plain, "dispatch_push_outbox_backlog") >= 2
+            assert await scrape(plain, "dispatch_push_jobs_sent_total") == sent_before + 2
+            await c.send(type="ack", seq=2)
+            await eventually(lambda: stamped(pool, unit.unit, 2))
+            assert await scrape(plain, "dispatch_push_ack_seconds_count") == acks_before + 2
+        await eventually(lambda: _scraped_is(plain, "dispatch_push_connected", 0.0, channel="unit"))
+
+
+async def _scraped_is(client: httpx.AsyncClient, name: str, value: float, **labels: str) -> bool:
+    return await scrape(client, name, **labels) == value
