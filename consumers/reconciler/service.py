@@ -23,6 +23,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
+from consumers import metrics
 from consumers.db.faults import DATABASE_DOWN, describe_fault, is_record_fault
 from consumers.db.pool import connection
 from consumers.kafka_producer import RecoveringProducer
@@ -254,6 +255,9 @@ class Reconciler:
         self.status.looks += 1
         self.status.republished += len(first_time)
         self.status.reported += len(found)
+        # The ledger's count, not this look's page: every undecided alarm past the bound.
+        metrics.RECONCILER_OVERDUE.set(self.status.counts.get("overdue", len(found)))
+        metrics.RECONCILER_REPORTED.inc(len(found))
         self.status.last_look_at = time.monotonic()
         async with self._looked:
             self._looked.notify_all()

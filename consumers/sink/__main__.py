@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from consumers import metrics
 from consumers.db import migrate
 from consumers.db.pool import connection
 from consumers.logs import setup_logging
@@ -23,6 +24,22 @@ from infra.stack import postgres_url
 from infra.topics import declare_catalog_topics
 
 log = logging.getLogger("consumers.sink")
+
+
+def watch_sink(sink: Sink) -> None:
+    """Show the sink's own figures on `/metrics` (docs/operations.md): the events it stored,
+    and its delay, from the oldest record of its last batch to that batch's commit."""
+    metrics.READINGS.add(
+        "dispatch_sink_events_stored",
+        "Kafka records the sink wrote to PostgreSQL and committed.",
+        lambda: sink.status.kafka_records,
+        counter=True,
+    )
+    metrics.READINGS.add(
+        "dispatch_sink_delay_seconds",
+        "From the oldest record of the sink's last batch (its Kafka timestamp) to its commit.",
+        lambda: sink.status.last_delay_s or 0.0,
+    )
 
 
 async def serve(settings: Settings) -> int:
@@ -40,6 +57,7 @@ async def serve(settings: Settings) -> int:
             group_id=settings.sink_group,
             batch_max=settings.sink_batch_max,
         )
+        watch_sink(sink)
 
         async def healthz() -> tuple[int, dict[str, Any]]:
             return 200, alive()
