@@ -14,13 +14,14 @@ import asyncpg
 
 from cli.infra_commands import print_table
 from consumers.auth import AuthError
+from dispatch.events import PlaceType
 from dispatch.settings import Settings
 from dispatch.zone import default_zone_path, load_zone
 from infra import stack
 from infra.processes import Say
 from infra.supervisor import ServiceSpec, Supervisor
 from infra.topics import declare_catalog_topics
-from simulator.principals import ensure_demo_principals
+from simulator.principals import COMMANDER_ID, desk_id, page_tokens, revoke_page_tokens
 
 # One stream worker per stage: each its own process and consumer group member, so the stages
 # use both cores of a small machine (docs/architecture.md). Each answers its probes on
@@ -111,6 +112,7 @@ def run_system(args: argparse.Namespace, settings: Settings, say: Say) -> int:
             supervisor.poll()
     finally:
         supervisor.stop()
+        revoke_page_links(settings, say)
         if not args.keep_infra:
             stopped = stack.down(settings, say)
             say(f"stopped: {', '.join(stopped)}")
@@ -146,18 +148,20 @@ DEMO_PAGE_ENTERPRISE = "ent-hengtong"
 def print_page_links(settings: Settings, say: Say) -> None:
     """Print the addresses of the board, a unit page and a desk page, each with a demo token.
 
-    The tokens are the simulator's demo principals' (made when missing, valid for a day), in
-    the URL fragment, which the browser never sends to a server; the page moves it into the
-    tab's session storage and wipes it from the address bar. They are printed here, on the
-    operator's own terminal, and never logged by a service.
+    The tokens are the simulator's demo principals' (made when missing): three, issued for
+    this run, the previous run's revoked (simulator.principals.page_tokens), and revoked
+    again when this run stops. They go in the URL fragment, which the browser never sends to
+    a server; the page moves it into the tab's session storage and wipes it from the address
+    bar. They are printed here, on the operator's own terminal, and never logged by a service.
     """
     try:
         links = asyncio.run(page_links(settings))
-    # ValueError: a zone file that does not load, or a demo id taken by another principal.
-    except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, AuthError) as exc:
+    # ValueError: a zone file that does not load, or a demo id taken by another principal;
+    # IndexError: a zone without units or enterprises.
+    except (OSError, TimeoutError, ValueError, IndexError, asyncpg.PostgresError, AuthError) as exc:
         say(f"pages: no demo tokens ({type(exc).__name__}: {exc}); sign in with your own")
         links = {name: _page_url(settings, path) for name, path in _PAGES.items()}
-    say("pages (demo tokens, valid for a day):")
+    say("pages (demo tokens, valid while this runs):")
     for name, url in links.items():
         say(f"  {name:<14} {url}")
 
@@ -170,18 +174,45 @@ def _page_url(settings: Settings, path: str, token: str | None = None) -> str:
     return f"{url}#token={token}" if token else url
 
 
+def page_principals(settings: Settings) -> list[str]:
+    """Return whose tokens the pages get: the commander, a patrol's and an enterprise desk's."""
+    zone = load_zone(settings.zone_file or default_zone_path())
+    units = [u.id for u in zone.units]
+    enterprises = [p.id for p in zone.places_of_type(PlaceType.ENTERPRISE)]
+    unit = DEMO_PAGE_UNIT if DEMO_PAGE_UNIT in units else units[0]
+    enterprise = DEMO_PAGE_ENTERPRISE if DEMO_PAGE_ENTERPRISE in enterprises else enterprises[0]
+    return [COMMANDER_ID, unit, desk_id(enterprise)]
+
+
 async def page_links(settings: Settings) -> dict[str, str]:
     """Return each page's address with a fresh demo token in its fragment."""
     zone = load_zone(settings.zone_file or default_zone_path())
+    whose = page_principals(settings)
     conn = await asyncpg.connect(stack.postgres_url(settings))
     try:
-        demo = await ensure_demo_principals(conn, zone)
+        tokens = await page_tokens(conn, zone, whose)
     finally:
         await conn.close()
-    unit = demo.units.get(DEMO_PAGE_UNIT) or next(iter(demo.units.values()))
-    desk = demo.desks.get(DEMO_PAGE_ENTERPRISE) or next(iter(demo.desks.values()))
-    tokens = (demo.commander.token, unit.token, desk.token)
     return {
-        name: _page_url(settings, path, token.get_secret_value())
-        for (name, path), token in zip(_PAGES.items(), tokens, strict=True)
+        name: _page_url(settings, path, tokens[principal_id].get_secret_value())
+        for (name, path), principal_id in zip(_PAGES.items(), whose, strict=True)
     }
+
+
+def revoke_page_links(settings: Settings, say: Say) -> None:
+    """Revoke the tokens the page links carried, so they work no longer than the run."""
+
+    async def revoke() -> int:
+        conn = await asyncpg.connect(stack.postgres_url(settings), timeout=10)
+        try:
+            return await revoke_page_tokens(conn, page_principals(settings))
+        finally:
+            await conn.close()
+
+    try:
+        revoked = asyncio.run(revoke())
+    except (OSError, TimeoutError, ValueError, IndexError, asyncpg.PostgresError) as exc:
+        say(f"pages: demo tokens not revoked ({type(exc).__name__}); the next run revokes them")
+        return
+    if revoked:
+        say(f"pages: {revoked} demo tokens revoked")
