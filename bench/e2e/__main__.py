@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -41,10 +42,12 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import psutil
 
+from bench.e2e.child import REPO_ROOT, Child
 from bench.e2e.floor import measure_floor
 from bench.e2e.hops import TopicReader
-from bench.e2e.offer import Offer
+from bench.e2e.loaders import LoadProcesses, LoadSpec, run_loader, write_desk_tokens
 from bench.e2e.phones import PhonesSpec, run_phones
 from bench.e2e.rates import RateResult, Settle, idle_cores, run_rate
 from bench.e2e.report import plot, print_run, write_json
@@ -55,53 +58,11 @@ from dispatch.zone import Zone, load_zone
 from infra import stack
 from simulator.principals import DemoPrincipals, ensure_demo_principals
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULTS = REPO_ROOT / "bench" / "results"
 DEFAULT_RATES = (10.0, 100.0, 500.0, 1000.0, 2000.0)
 WARMUP_RATE = 50.0
 UNIT_COPIES = 30
-
-
-class Child:
-    """The phones' process, spoken to by lines on stdin and stdout."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-
-    @classmethod
-    async def start(cls, spec: PhonesSpec) -> Child:
-        """Start the phones' process."""
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.e2e",
-            "--phones",
-            json.dumps(asdict(spec)),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            cwd=REPO_ROOT,
-            limit=256 * 1024 * 1024,
-        )
-        return cls(process)
-
-    async def line(self) -> str:
-        """Return the next line it printed."""
-        assert self.process.stdout is not None  # created with stdout=PIPE
-        text = (await self.process.stdout.readline()).decode().strip()
-        if not text:
-            raise RuntimeError(f"the phones' process exited ({await self.process.wait()})")
-        return text
-
-    def say(self, text: str) -> None:
-        """Send it one line."""
-        assert self.process.stdin is not None  # created with stdin=PIPE
-        self.process.stdin.write(text.encode() + b"\n")
-
-    async def stop(self) -> None:
-        """Close its input and wait for it to end."""
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        await asyncio.wait_for(self.process.wait(), 60)
+SAMPLE_EVERY_S = 0.5
 
 
 async def make_principals(postgres_url: str, zone: Zone, path: Path) -> DemoPrincipals:
@@ -130,11 +91,22 @@ def machine() -> str:
     )
 
 
-def groups_of(system: System, phones_pid: int) -> dict[str, set[int]]:
-    """Return the processes to sample: each service, Kafka, PostgreSQL, phones, the driver."""
+def groups_of(system: System, phones_pid: int, load_pids: list[int]) -> dict[str, set[int]]:
+    """Return the processes to sample: each service, Kafka, PostgreSQL, the phones, the load
+    processes and the driver."""
     groups = {name: process_tree(pid) for name, pid in system.service_pids().items()}
     groups |= {name: process_tree(pid) for name, pid in system.infra_pids().items()}
-    return groups | {"phones": {phones_pid}, "load (httpx)": {os.getpid()}}
+    groups |= {"phones": {phones_pid}, "load (httpx)": set(load_pids)}
+    return groups | {"driver": {os.getpid()}}
+
+
+async def sample_every(sampler: CpuSampler, every_s: float) -> None:
+    """Sample the processes' CPU until cancelled (less often than bench/pipeline does: the
+    driver shares two cores with everything it measures)."""
+    while True:
+        with contextlib.suppress(psutil.Error):
+            sampler.sample()
+        await asyncio.sleep(every_s)
 
 
 def next_rates(args: argparse.Namespace, done: list[RateResult]) -> float | None:
@@ -159,19 +131,21 @@ async def bench(args: argparse.Namespace, state: Path) -> dict[str, Any]:
         bootstrap, url = settings.bootstrap_servers, stack.postgres_url(settings)
         tokens = state / "unit-tokens.json"
         principals = await make_principals(url, zone, tokens)
-        phones = await Child.start(
-            PhonesSpec(system.push_url, str(settings.zone_file), str(tokens), bootstrap)
+        phones_spec = PhonesSpec(system.push_url, str(settings.zone_file), str(tokens), bootstrap)
+        phones = await Child.start("--phones", json.dumps(asdict(phones_spec)))
+        desk_tokens = state / "desk-tokens.json"
+        await asyncio.to_thread(write_desk_tokens, principals, desk_tokens)
+        load_spec = LoadSpec(
+            system.intake_url, bootstrap, str(settings.zone_file), str(desk_tokens), args.seed
         )
+        offer = await LoadProcesses.start(load_spec, args.load_processes)
         print(f"phones: {await phones.line()}", flush=True)
-        sampler = CpuSampler(lambda: groups_of(system, phones.process.pid))
-        sampling = asyncio.create_task(sampler.run())
+        sampler = CpuSampler(lambda: groups_of(system, phones.process.pid, offer.pids))
+        sampling = asyncio.create_task(sample_every(sampler, SAMPLE_EVERY_S))
         others = OtherLoad(state)
         results: list[RateResult] = []
         try:
-            async with (
-                Offer(zone, principals, system.intake_url, bootstrap, args.seed) as offer,
-                TopicReader(bootstrap) as reader,
-            ):
+            async with TopicReader(bootstrap) as reader:
                 idle: dict[str, float] = {}
 
                 async def at(rate: float, duration_s: float) -> RateResult:
@@ -210,6 +184,7 @@ async def bench(args: argparse.Namespace, state: Path) -> dict[str, Any]:
             sampling.cancel()
             await asyncio.gather(sampling, return_exceptions=True)
             await phones.stop()
+            await offer.stop()
     return {
         "command": "python -m bench.e2e " + " ".join(sys.argv[1:]),
         "machine": machine(),
@@ -259,10 +234,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--png", type=Path, help="where to write the plot")
     parser.add_argument("--label", help="the run's name in the plot")
     parser.add_argument("--plot-only", type=Path, nargs="+", help="plot these JSON runs")
+    parser.add_argument(
+        "--load-processes", type=int, default=2, help="processes posting the alarms"
+    )
     parser.add_argument("--phones", help=argparse.SUPPRESS)
+    parser.add_argument("--loader", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.phones:
         asyncio.run(run_phones(PhonesSpec(**json.loads(args.phones))))
+        return 0
+    if args.loader:
+        asyncio.run(run_loader(LoadSpec(**json.loads(args.loader))))
         return 0
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     png = args.png or RESULTS / f"e2e-{stamp}.png"

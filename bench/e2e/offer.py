@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +27,6 @@ from dispatch.zone import Zone
 from simulator.alarms import AlarmMaker
 from simulator.desk_client import DeskClient, Receipt, Refusal
 from simulator.load import Load
-from simulator.principals import DemoPrincipals
 from simulator.sensor_client import SensorClient
 
 HTTP_CONNECTIONS = 400
@@ -53,7 +52,14 @@ class Offer:
     """The desks and the hotline of the zone, posting alarms over one HTTP client."""
 
     def __init__(
-        self, zone: Zone, principals: DemoPrincipals, intake_url: str, bootstrap: str, seed: int
+        self,
+        zone: Zone,
+        *,
+        desks: Mapping[str, tuple[str, SecretStr]],
+        hotline: tuple[str, SecretStr],
+        intake_url: str,
+        bootstrap: str,
+        seed: int,
     ) -> None:
         limits = httpx.Limits(
             max_connections=HTTP_CONNECTIONS, max_keepalive_connections=HTTP_CONNECTIONS
@@ -64,8 +70,8 @@ class Offer:
         def desk(principal_id: str, token: SecretStr) -> TimedDesk:
             return TimedDesk(self.http, principal_id=principal_id, token=token)
 
-        self.desks = {e: desk(p.id, p.token) for e, p in principals.desks.items()}
-        self.hotline = desk(principals.hotline.id, principals.hotline.token)
+        self.desks = {e: desk(*principal) for e, principal in desks.items()}
+        self.hotline = desk(*hotline)
         self.load = Load(
             AlarmMaker(zone, seed),
             desks=self.desks,

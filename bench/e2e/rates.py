@@ -15,18 +15,37 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from bench.e2e.hops import HOPS, Records, TopicReader, hop_times, read_outbox
-from bench.e2e.offer import Offer
 from bench.pipeline.cpu import CpuSampler
 from bench.push_fanout import OtherLoad
 from dispatch.triage import provisional_incident_id
+from simulator.desk_client import Receipt
 
 POLL_S = 0.5  # how often the phones are asked how many jobs they showed
+
+
+class Offering(Protocol):
+    """What a rate needs of the load: offer, then tell what was received."""
+
+    async def paced(self, rate: float, duration_s: float, max_in_flight: int) -> int:
+        """Offer the rate; return how many alarms were skipped."""
+
+    def receipts_since(self, since: datetime) -> list[Receipt]:
+        """Return the receipts of alarms received since then."""
+
+    def waited(self, alarm_ids: Iterable[str]) -> list[float]:
+        """Return the desks' waits for these alarms' receipts, in milliseconds."""
+
+    def refusals(self) -> int:
+        """Return the alarms refused so far."""
+
+    def retries(self) -> int:
+        """Return the requests retried so far."""
 
 
 def percentiles(values: Sequence[float]) -> dict[str, float | None]:
@@ -122,7 +141,7 @@ async def run_rate(
     *,
     rate: float,
     duration_s: float,
-    offer: Offer,
+    offer: Offering,
     phones: Any,
     reader: TopicReader,
     postgres_url: str,

@@ -92,10 +92,12 @@ def print_run(run: dict[str, Any]) -> None:
     print(latency_table(run))
     idle = run.get("idle_cores", {})
     print(f"\nidle cores by process: {idle} (sum {sum(idle.values()):.2f})")
-    print("\nCPU ms per receipted alarm, by process, the idle CPU taken off\n")
-    print(cpu_table(run))
     print("\nCPU ms per receipted alarm, by process, as spent\n")
     print(cpu_table(run, "cpu_ms_per_alarm"))
+    print(
+        "\nthe same with each process's idle CPU taken off (noisy when others load the machine)\n"
+    )
+    print(cpu_table(run))
     print("\nper hop, ms p50 / p99 (alarms with every timestamp)\n")
     print(hops_table(run))
 
