@@ -173,5 +173,10 @@ async def _publish(
             producer.send_and_wait(topic, encode(alarm), key=key_of(alarm)), timeout=timeout_s
         )
     except (KafkaError, TimeoutError) as exc:
-        log.warning("intake: Kafka did not take the placement of %s: %r", alarm.alarm_id, exc)
+        log.warning(
+            "intake: Kafka did not take the placement of %s: %r",
+            alarm.alarm_id,
+            exc,
+            extra={"alarm_id": str(alarm.alarm_id)},
+        )
         raise ApiError(503, _NOT_SENT) from None

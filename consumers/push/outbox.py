@@ -176,6 +176,7 @@ class OutboxWriter:
                     record.partition,
                     record.offset,
                     fault,
+                    extra={"incident_id": str(job.incident_id)},
                 )
                 await self._dead_letter(record, f"cannot be stored in the outbox: {fault}")
         return rows

@@ -241,6 +241,12 @@ class Reconciler:
                 # The same bytes, key and alarm id: a stage that took it already skips it.
                 sent.append(await self._send(self._raw_topic, late.raw, key_of(alarm)))
             change = overdue_change(self._zone, self._rules, alarm, reports=late.reports, now=now)
+            log.warning(
+                "reconciler: alarm %s overdue, shown to the commander%s",
+                alarm.alarm_id,
+                "" if late.republished else " and published again",
+                extra={"alarm_id": str(alarm.alarm_id), "incident_id": str(change.incident_id)},
+            )
             sent.append(await self._send(self._state_topic, encode(change), key_of(change)))
         await asyncio.gather(*sent)
         again = [o.alarm_id for o in found if o.republished]

@@ -16,6 +16,7 @@ from consumers.reconciler.service import Reconciler, Timing
 from consumers.sink.__main__ import watch_sink
 from dispatch.events import TOPICS, encode, key_of
 from dispatch.settings import Settings
+from dispatch.triage import provisional_incident_id
 from dispatch.zone import Zone
 from infra.topics import TopicDecl, ensure_topics
 from streams.pipeline import load_zone_and_rules
@@ -34,8 +35,8 @@ async def metric(name: str, **labels: str) -> float:
     return sample((await render()).decode(), name, **labels)
 
 
-async def test_the_reconcilers_overdue_alarms_show_on_metrics(
-    running_stack: Settings, pool: asyncpg.Pool, group_id: str
+async def test_the_reconcilers_overdue_alarms_show_on_metrics_and_in_its_log(
+    running_stack: Settings, pool: asyncpg.Pool, group_id: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     prefix = f"t{uuid.uuid4().hex[:10]}."
     bootstrap = running_stack.bootstrap_servers
@@ -67,6 +68,9 @@ async def test_the_reconcilers_overdue_alarms_show_on_metrics(
         assert reconciler.status.reported == 1
         assert await metric("dispatch_reconciler_overdue") == 1
         assert await metric("dispatch_reconciler_overdue_reported_total") == reported_before + 1
+        # The log line about it carries its ids as fields (JSON lines: consumers/logs.py).
+        (line,) = [r for r in caplog.records if getattr(r, "alarm_id", None) == str(lost.alarm_id)]
+        assert vars(line)["incident_id"] == str(provisional_incident_id(lost.alarm_id))
     finally:
         await reconciler.stop()
         await sending.stop()
