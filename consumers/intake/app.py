@@ -206,7 +206,12 @@ class Intake:
                 timeout=self.kafka_timeout_s,
             )
         except (KafkaError, TimeoutError) as exc:
-            log.warning("intake: Kafka did not acknowledge alarm %s: %r", alarm.alarm_id, exc)
+            log.warning(
+                "intake: Kafka did not acknowledge alarm %s: %r",
+                alarm.alarm_id,
+                exc,
+                extra={"alarm_id": str(alarm.alarm_id)},
+            )
             if alarm.idempotency_key is None:
                 # No retry can reach a keyless reservation: drop it. Best effort: if
                 # PostgreSQL is gone too, the row stays, unconfirmed, which is no receipt.
