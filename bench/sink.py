@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    python -m bench.sink --events 200000 --rate 2000 --duration 30
+    python -m bench.sink --events 200000 --rate 500 2000 --duration 30
 
 Starts its own Kafka and PostgreSQL (a temporary state directory, free ports) and measures:
 
@@ -15,7 +15,7 @@ Starts its own Kafka and PostgreSQL (a temporary state directory, free ports) an
 - the baselines, in the same run: the validation alone (consumers.sink.reading on the same
   Kafka records, no database), and a bare asyncpg `COPY` (copy_records_to_table) of the very
   rows the sink wrote into empty tables of the same schema, one transaction.
-- `paced`: alarms at --rate a second for --duration seconds, written by a producer process of
+- `paced`: alarms at each --rate a second for --duration seconds, written by a producer process of
   their own while a fresh sink runs; the sink's lag behind the topics per committed batch (from
   the Kafka timestamp of the batch's oldest record to the commit), and how long it took to
   store the last record after the producer stopped.
@@ -339,8 +339,11 @@ class Run:
             await self.pool.close()
 
 
-async def copy_baseline(url: str, source_schema: str) -> tuple[float, int]:
-    """COPY the rows the sink wrote into an empty schema's tables; return seconds and rows."""
+async def copy_baseline(
+    url: str, source_schema: str, state: Path, events: int
+) -> tuple[float, int, str]:
+    """COPY the rows the sink wrote into an empty schema's tables; return the seconds, the
+    rows and the CPU the COPY took per 1,000 of the events that made those rows."""
     target = f"{source_schema}_copy"
     conn = await asyncpg.connect(url)
     try:
@@ -348,15 +351,17 @@ async def copy_baseline(url: str, source_schema: str) -> tuple[float, int]:
         await conn.execute(f'SET search_path TO "{target}"')
         await migrate(conn)
         tables = {t: await conn.fetch(f'SELECT * FROM "{source_schema}".{t}') for t in TABLES}  # noqa: S608
+        records = {t: [tuple(r) for r in rows] for t, rows in tables.items() if rows}
+        # Measured while the connection is open: a backend's CPU leaves with it.
+        before = cpu_seconds(state)
         started = time.perf_counter()
         async with conn.transaction():
-            for table, rows in tables.items():
-                if rows:
-                    columns = list(rows[0].keys())
-                    await conn.copy_records_to_table(
-                        table, records=[tuple(r) for r in rows], columns=columns
-                    )
-        return time.perf_counter() - started, sum(len(r) for r in tables.values())
+            for table, rows in records.items():
+                columns = list(tables[table][0].keys())
+                await conn.copy_records_to_table(table, records=rows, columns=columns)
+        took = time.perf_counter() - started
+        used = cpu_per_thousand(before, cpu_seconds(state), events)
+        return took, sum(len(r) for r in tables.values()), used
     finally:
         await conn.close()
 
@@ -528,17 +533,16 @@ async def backlog(args: argparse.Namespace, settings: Any, zone: Zone) -> None:
     sink = await run.start()
     try:
         await run.until_read(len(records))
+        # Before the pool closes: a backend's CPU leaves with it.
+        cpu_sink = cpu_per_thousand(cpu_before, cpu_seconds(state), events)
     finally:
         await run.stop()
-    cpu_sink = cpu_per_thousand(cpu_before, cpu_seconds(state), events)
     _per_s, counted, seconds = rate_between(run.commits)
     written = sink.status.written
     cpu_before = cpu_seconds(state)
     decode_s, decoded = await asyncio.to_thread(decode_baseline, bootstrap, where.topics)
     cpu_decode = cpu_per_thousand(cpu_before, cpu_seconds(state), events)
-    cpu_before = cpu_seconds(state)
-    copy_s, rows = await copy_baseline(url, where.schema)
-    cpu_copy = cpu_per_thousand(cpu_before, cpu_seconds(state), events)
+    copy_s, rows, cpu_copy = await copy_baseline(url, where.schema, state, events)
     said.append(load())
     print(
         f"\nbacklog of {events} events ({len(records)} Kafka records), batch_max "
@@ -562,7 +566,7 @@ async def backlog(args: argparse.Namespace, settings: Any, zone: Zone) -> None:
     )  # fmt: skip
 
 
-async def paced(args: argparse.Namespace, settings: Any, zone: Zone) -> None:
+async def paced(args: argparse.Namespace, settings: Any, zone: Zone, rate: float) -> None:
     """Measure the sink's lag while alarms flow at a rate, written by a process of its own."""
     bootstrap, url = settings.bootstrap_servers, stack.postgres_url(settings)
     where = await fresh(bootstrap, url, settings.kafka_partitions)
@@ -570,14 +574,14 @@ async def paced(args: argparse.Namespace, settings: Any, zone: Zone) -> None:
     ready, go, done = context.Event(), context.Event(), context.Queue()
     producer = context.Process(
         target=paced_producer,
-        args=(bootstrap, where.topics, args.rate, args.duration, args.new_share,
+        args=(bootstrap, where.topics, rate, args.duration, args.new_share,
               settings.kafka_partitions, ready, go, done),
     )  # fmt: skip
     producer.start()
     run = Run(bootstrap, url, where, zone, args.batch_max)
     await run.start()
     try:
-        print(f"\npaced: building {int(args.rate * args.duration)} alarms in the producer")
+        print(f"\npaced: building {int(rate * args.duration)} alarms in the producer")
         await asyncio.to_thread(ready.wait)
         # One record first: once it is committed the sink has joined its group and the lags
         # measured are the sink's, not the join's.
@@ -600,7 +604,7 @@ async def paced(args: argparse.Namespace, settings: Any, zone: Zone) -> None:
     stored_after = run.commits[-1].at - last_sent
     span = run.commits[-1].at - (last_sent - args.duration)
     print(
-        f"paced: {args.rate:.0f} alarms/s for {args.duration:.0f} s = {events} events in "
+        f"paced: {rate:.0f} alarms/s for {args.duration:.0f} s = {events} events in "
         f"{records} Kafka records ({events / args.duration:.0f} events/s offered), "
         f"batch_max {args.batch_max}; {load()} at the end"
     )
@@ -619,7 +623,9 @@ def main() -> int:
     """Start a stack of the benchmark's own, run both measurements, print the figures."""
     parser = argparse.ArgumentParser(prog="python -m bench.sink", description=__doc__)
     parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--rate", type=float, default=2000.0, help="alarms/s in the paced run")
+    parser.add_argument(
+        "--rate", type=float, nargs="+", default=[2000.0], help="alarms/s of each paced run"
+    )
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--new-share", type=float, default=0.2, help="alarms opening an incident")
     parser.add_argument("--batch-max", type=int, default=5000)
@@ -633,7 +639,8 @@ def main() -> int:
         if args.skip != "backlog":
             asyncio.run(backlog(args, settings, zone))
         if args.skip != "paced":
-            asyncio.run(paced(args, settings, zone))
+            for rate in args.rate:
+                asyncio.run(paced(args, settings, zone, rate))
     finally:
         stack.down(settings, print)
     return 0
