@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,local]'
 	touch $(STAMP)
 
 # The pages (web/, docs/pages.md): npm ci from the lockfile (no install scripts), the type check
@@ -54,6 +54,6 @@ integration: $(STAMP) $(WEB_STAMP) $(BROWSER_STAMP)
 lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet --disable-pip-version-check '.[dev]'
+	.lock-venv/bin/pip install --quiet --disable-pip-version-check '.[dev,local]'
 	.lock-venv/bin/pip freeze --exclude alarm-dispatch > constraints.txt
 	rm -rf .lock-venv
