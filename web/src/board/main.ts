@@ -1,7 +1,8 @@
 // The commander's live board: the zone's map with units and incidents, the incident queue
 // with live timers and every party, decisions with confirmation, the timeline on click and
 // today's figures. Readable on a wall screen; every control reachable by keyboard
-// (arrows move through the queue, Enter opens the timeline, a/r/c/x the decisions).
+// (arrows move through the queue, Enter opens the timeline, a/r/c/x the decisions, v a
+// unit's answer given by radio, p placing an alarm the zone could not on the map).
 
 import { Api } from "../common/api";
 import { Unauthorised, loadConfig, loadZone } from "../common/config";
@@ -12,10 +13,11 @@ import { L, latLng, shortName, zoneMap } from "../common/map";
 import { refusedMessage, signIn, signOut } from "../common/signin";
 import { Channel, type ConnectionState } from "../common/socket";
 import { alertTone, unlockSound } from "../common/sound";
-import type { ApiIncident, ApiUnit, PageConfig, ServerFrame, Zone } from "../common/types";
-import { type CommandAction, Commands } from "./actions";
+import type { ApiIncident, ApiUnit, Incident, PageConfig, ServerFrame, Zone } from "../common/types";
+import { type BoardAction, type CommandAction, Commands, answerable } from "./actions";
 import { drawFigures, todaysIncidents } from "./figures";
 import { queueRow, tickTimers, unitName } from "./queue";
+import { Placing, needsPlace } from "./placing";
 import { BoardState, needsDecision } from "./state";
 import { showTimeline } from "./timeline";
 
@@ -26,7 +28,7 @@ const UNIT_COLOURS: Record<string, string> = {
   off_duty: "#9e9e9e",
 };
 const PRIORITY_COLOURS: Record<string, string> = { P1: "#b71c1c", P2: "#e65100", P3: "#f9a825", P4: "#1565c0" };
-const KEYS: Record<string, CommandAction> = { a: "assign", r: "reassign", c: "cancel", x: "close" };
+const KEYS: Record<string, BoardAction | "place"> = { a: "assign", r: "reassign", c: "cancel", x: "close", v: "answer", p: "place" };
 const FIGURES_EVERY_MS = 60000;
 
 class Board {
@@ -34,6 +36,7 @@ class Board {
   private channel!: Channel;
   private api: Api;
   private commands: Commands;
+  private placing!: Placing;
   private map!: L.Map;
   private unitLayer!: L.LayerGroup;
   private incidentLayer!: L.LayerGroup;
@@ -56,6 +59,7 @@ class Board {
     this.map = zoneMap(byId("map"), this.zone, this.config, { gridLabels: true });
     this.incidentLayer = L.layerGroup().addTo(this.map);
     this.unitLayer = L.layerGroup().addTo(this.map);
+    this.placing = new Placing(this.map, this.api, this.zone);
     this.channel = new Channel(this.token, {
       onWelcome: (welcome) => {
         this.principalId = welcome.principal_id;
@@ -110,12 +114,13 @@ class Board {
 
   private async figures(): Promise<void> {
     const recorded = await todaysIncidents(this.api);
-    drawFigures(recorded, [...this.state.incidents.values(), ...this.state.closed.values()]);
+    drawFigures(this.zone, recorded, [...this.state.incidents.values(), ...this.state.closed.values()]);
   }
 
   private onFrame(frame: ServerFrame): void {
     if (this.commands.onFrame(frame)) return;
     if (frame.type === "incident") {
+      this.placing.onChange(frame.change);
       this.state.applyChange(frame.change);
       this.scheduleDraw();
     } else if (frame.type === "unit_status") {
@@ -152,11 +157,14 @@ class Board {
       const row = queueRow(incident, this.zone, incident.incident_id === this.selected);
       row.onclick = () => this.select(incident.incident_id, true);
       const actions = h("div", { class: "row-actions" });
-      for (const action of ["assign", "reassign", "cancel", "close"] as CommandAction[]) {
+      const offered: (BoardAction | "place")[] = ["assign", "reassign", "cancel", "close"];
+      if (answerable(incident).length > 0) offered.push("answer");
+      if (needsPlace(incident)) offered.unshift("place");
+      for (const action of offered) {
         const button = h("button", { type: "button", class: `btn btn-${action}`, "data-action": action }, t(`action.${action}`));
         button.onclick = (event) => {
           event.stopPropagation();
-          this.commands.open(incident, action);
+          this.act(incident, action);
         };
         actions.append(button);
       }
@@ -179,7 +187,10 @@ class Board {
         fillOpacity: 0.35,
         className: `incident-marker prio-${incident.priority}${needsDecision(incident) ? " decide" : ""}`,
       }).addTo(this.incidentLayer);
-      marker.getElement()?.setAttribute("data-incident", incident.incident_id);
+      const drawn = marker.getElement();
+      drawn?.setAttribute("data-incident", incident.incident_id);
+      drawn?.setAttribute("data-lat", String(incident.position.lat));
+      drawn?.setAttribute("data-lon", String(incident.position.lon));
       marker.bindTooltip(`${incident.priority} ${t(`kind.${incident.category}`)} · ${t(`state.${incident.state}`)}`);
       marker.on("click", () => this.select(incident.incident_id, true));
     }
@@ -256,9 +267,16 @@ class Board {
       const incident = this.state.incidents.get(id);
       if (incident) {
         event.preventDefault();
-        this.commands.open(incident, KEYS[event.key]!);
+        this.act(incident, KEYS[event.key]!);
       }
     }
+  }
+
+  /** Open what a row's button or key asks for. */
+  private act(incident: Incident, action: BoardAction | "place"): void {
+    if (action === "place") this.placing.start(incident);
+    else if (action === "answer") this.commands.openAnswer(incident);
+    else this.commands.open(incident, action as CommandAction);
   }
 
   private showConnection(state: ConnectionState): void {

@@ -100,6 +100,8 @@ export interface Incident {
   priority: Priority;
   category: string;
   enterprise_id: string | null;
+  /** The record's grid (the read API's); null when known only from the live channel. */
+  grid_id: string | null;
   place_name: string | null;
   position: Position | null;
   first_alarm_id: string | null;
@@ -182,10 +184,14 @@ export type ServerFrame =
   | { type: "unit_status"; status: UnitStatusEvent }
   | { type: "command_outcome"; outcome?: CommandOutcome } & Partial<CommandOutcome>;
 
+export type GridArea = "urban" | "suburban";
+
 export interface ZoneGrid {
   id: string;
   name: string;
   district?: string | null;
+  /** The arrival norm the grid is held to: urban ≤ 5 min, suburban ≤ 10 min. */
+  area?: GridArea;
   polygon: [number, number][];
 }
 
