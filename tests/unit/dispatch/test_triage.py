@@ -94,8 +94,8 @@ def test_merge_decisions() -> None:
 
 def test_a_placed_alarm_keeps_the_incident_its_escalation_showed() -> None:
     zone, rules = shipped()
-    hotline = {"source_kind": SourceKind.HOTLINE, "source_id": "hotline"}
-    lost = raw("有人打架,快来", **hotline)
+    hotline: dict[str, object] = {"source_kind": SourceKind.HOTLINE, "source_id": "hotline"}
+    lost = raw("有人打架,快来", T0, **hotline)
     with pytest.raises(LocationUnresolved):
         triage(zone, rules, lost, now=T0)
     # Placed by the commander: the same alarm with a position, near a fight already open.
