@@ -8,7 +8,7 @@ from typing import Any, cast
 import asyncpg
 
 from consumers.auth import Principal, Role
-from consumers.intake.read_api import board_incident, without_contact
+from consumers.intake.read_rows import board_incident, without_contact
 
 COMMANDER = Principal(id="cmd", role=Role.COMMANDER, name="Commander")
 DESK_A = Principal(id="desk-a", role=Role.DESK, enterprise_id="ent-a", name="Desk A")
