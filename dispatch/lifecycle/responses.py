@@ -119,9 +119,20 @@ def apply_response(incident: Incident, event: ResponseEvent) -> Effects:
     )
     reroute = target is IncidentState.DECLINED and units_still_needed(updated) > 0
     told = withdraw(updated, others, reason=f"resolved by {event.unit_id}", at=at)
-    return Effects(
-        updated, told.stand_downs, (change,), reroute=reroute, freed_units=told.freed_units
-    )
+    stand_downs = told.stand_downs
+    if target is IncidentState.DECLINED and event.actor != event.unit_id:
+        # Declined for the unit by someone else (a commander recording a radio answer): the
+        # unit's phone still shows the job, so it is told the job is withdrawn, as a unit
+        # whose acceptance time passed is. Not freed: its own decline frees nothing either.
+        declined = withdraw(
+            updated,
+            (new_party,),
+            reason=f"declined for you by {event.actor}: {event.reason or 'no reason given'}",
+            at=at,
+            frees=False,
+        )
+        stand_downs = (*stand_downs, *declined.stand_downs)
+    return Effects(updated, stand_downs, (change,), reroute=reroute, freed_units=told.freed_units)
 
 
 def _without(incident: Incident, event: ResponseEvent) -> tuple[Deadline, ...]:

@@ -113,6 +113,22 @@ def test_a_unit_that_did_not_accept_in_time_is_told_but_not_freed() -> None:
     assert effects.freed_units == ()  # silent: offered nothing more until it reports in
 
 
+def test_a_decline_recorded_by_the_commander_tells_the_unit_its_job_is_withdrawn() -> None:
+    incident = dispatched("patrol-1", priority=Priority.P1)
+    by_radio = response(incident, "patrol-1", ResponseAction.DECLINE, AT, reason="tyre burst")
+    by_radio = by_radio.model_copy(update={"actor": "commander-1"})
+    effects = apply_response(incident, by_radio)
+    (down,) = told(effects).values()
+    assert (down.unit_id, down.withdraws) == ("patrol-1", job_of(incident, "patrol-1"))
+    assert down.reason == "declined for you by commander-1: tyre burst"
+    assert effects.freed_units == ()  # as after its own decline
+    assert effects.reroute  # the next-best unit is still sought
+    # Replayed, it withdraws nothing twice; the unit's own decline needs no stand-down.
+    assert apply_response(effects.incident, by_radio).assignments == ()
+    own = response(incident, "patrol-1", ResponseAction.DECLINE, AT, reason="tyre burst")
+    assert told(apply_response(incident, own)) == {}
+
+
 def test_a_replay_withdraws_nothing_twice_and_the_ids_are_stable() -> None:
     incident = dispatched("patrol-1")
     first = cancel(incident, reason="false alarm", actor="commander-1", now=AT)
