@@ -44,9 +44,13 @@ async def test_the_gateway_answers_health_and_readiness_without_a_token(
             "checks": {"kafka": "ok", "postgres": "ok"},
             "not_ready": [],
         }
-        # Nothing else is served over plain HTTP, with a token or without.
-        assert (await plain.get("/")).status_code == 426
-        bad = await plain.get("/", headers={"Authorization": "Bearer dsp_unknown"})
+        # The pages are open (they hold no data: docs/pages.md); nothing else is served over
+        # plain HTTP, with a token or without.
+        index = await plain.get("/")
+        assert index.status_code == 200
+        assert "Content-Security-Policy" in index.headers
+        assert (await plain.get("/jobs")).status_code == 426
+        bad = await plain.get("/jobs", headers={"Authorization": "Bearer dsp_unknown"})
         assert bad.status_code == 401
 
 
