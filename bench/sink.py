@@ -45,7 +45,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from consumers.db import migrate
 from consumers.sink.reading import catalog_topics, sink_records
-from consumers.sink.service import Committed, Sink
+from consumers.sink.service import Committed, Sink, collect_less
 from dispatch.events import (
     ALARMS_CLASSIFIED,
     TOPICS,
@@ -635,6 +635,7 @@ def main() -> int:
     settings = stack.private_settings(state)
     stack.up(settings, print)
     zone = load_zone(default_zone_path())
+    collect_less()  # as python -m consumers.sink does
     try:
         if args.skip != "backlog":
             asyncio.run(backlog(args, settings, zone))

@@ -16,7 +16,7 @@ from consumers.db.pool import connection
 from consumers.logs import setup_logging
 from consumers.probe_server import serve_probes
 from consumers.readiness import OK, Readiness, alive, postgres_answers
-from consumers.sink.service import Sink
+from consumers.sink.service import Sink, collect_less
 from consumers.until_stopped import Stop
 from dispatch.settings import Settings
 from dispatch.zone import default_zone_path, load_zone
@@ -50,6 +50,7 @@ async def serve(settings: Settings) -> int:
     try:
         async with connection(pool) as conn:
             await migrate(conn)
+        collect_less()
         sink = Sink(
             bootstrap=settings.bootstrap_servers,
             pool=pool,

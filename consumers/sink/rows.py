@@ -221,7 +221,7 @@ INCIDENT_COLUMNS = (
     "incident_id", "state", "previous_state", "priority", "category", "enterprise_id", "grid_id",
     "place_name", "lat", "lon", "first_alarm_id", "text", "reporter_name", "reporter_phone",
     "alarm_count", "received_at", "classified_at", "dispatched_at", "delivered_at",
-    "accepted_at", "on_scene_at", "resolved_at", "closed_at", "is_open", "parties", "opened_at",
+    "accepted_at", "on_scene_at", "resolved_at", "closed_at", "is_open", "detail", "opened_at",
     "updated_at", "last_event_id",
 )  # fmt: skip
 IncidentRow = tuple[object, ...]
@@ -240,16 +240,16 @@ def incident_rows(
     latest: dict[uuid.UUID, tuple[IncidentStateChange, str]] = {}
     opened: dict[uuid.UUID, datetime] = {}
     closed: dict[uuid.UUID, datetime] = {}
-    for change, parties in changes:
+    for change, detail in changes:
         key = change.incident_id
         held = latest.get(key)
         if held is None or change.at >= held[0].at:
-            latest[key] = (change, parties)
+            latest[key] = (change, detail)
         opened[key] = min(opened.get(key, change.at), change.at)
         if change.state in CLOSED_STATES:
             closed[key] = min(closed.get(key, change.at), change.at)
     rows: list[IncidentRow] = []
-    for key, (change, parties) in latest.items():
+    for key, (change, detail) in latest.items():
         timing = change.timing
         lat, lon = _lat_lon(change.position)
         grid = grid_of(change.position) if grid_of and change.position else None
@@ -280,7 +280,7 @@ def incident_rows(
                 timing.resolved_at,
                 closed_at,
                 closed_at is None,
-                parties,
+                detail,
                 opened[key],
                 change.at,
                 change.event_id,

@@ -2,8 +2,9 @@
 
 The sink calls `write_records` with each batch it reads; `dispatch seed-history` calls it with
 past-dated events, so history goes through the same validation and the same writer as live
-events without touching the live topics. Each table gets one statement per call over arrays
-(`unnest`), so a batch of thousands costs a few round trips. Schema and rules: docs/record.md.
+events without touching the live topics. Each table gets one COPY into a temp table and one
+statement per call (consumers/sink/statements.py), so a batch of thousands costs a few round
+trips. Schema and rules: docs/record.md.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -80,10 +81,6 @@ def _detail(record: SinkRecord) -> str:
 def _count(status: str) -> int:
     # "INSERT 0 12", "UPDATE 3": the last word is the number of rows.
     return int(status.rsplit(" ", 1)[-1])
-
-
-def _by_column(values: Sequence[Sequence[object]], width: int) -> list[list[object]]:
-    return [list(column) for column in zip(*values, strict=True)] if values else [[]] * width
 
 
 @dataclass(slots=True)
@@ -166,28 +163,44 @@ async def write_records(
     batch = _sort(records)
     result = WriteResult(records=len(records))
     async with conn.transaction():
+        await conn.execute(sql.TEMP_TABLES)
         if batch.raw_alarms:
-            args = _by_column(list(batch.raw_alarms.values()), len(rows.ALARM_COLUMNS))
-            result.alarms += _count(await conn.execute(sql.INSERT_RAW_ALARMS, *args))
+            await _copy(conn, "sink_raw_alarms", rows.ALARM_COLUMNS, batch.raw_alarms.values())
+            result.alarms += _count(await conn.execute(sql.INSERT_RAW_ALARMS))
         if batch.classified:
-            args = _by_column(list(batch.classified.values()), len(rows.ALARM_COLUMNS))
-            result.alarms += _count(await conn.execute(sql.UPSERT_CLASSIFIED_ALARMS, *args))
+            classified = batch.classified.values()
+            await _copy(conn, "sink_classified_alarms", rows.ALARM_COLUMNS, classified)
+            result.alarms += _count(await conn.execute(sql.UPSERT_CLASSIFIED_ALARMS))
         if batch.events:
-            args = _by_column(batch.events, len(EventRow._fields))
-            result.events = _count(await conn.execute(sql.INSERT_EVENTS, *args))
+            await _copy(conn, "sink_events", EventRow._fields, batch.events)
+            result.events = _count(await conn.execute(sql.INSERT_EVENTS))
         if batch.changes:
             grid_of = grid_finder(zone) if zone is not None else None
             folded = rows.incident_rows(batch.changes, grid_of)
-            args = _by_column(folded, len(rows.INCIDENT_COLUMNS))
-            result.incidents = _count(await conn.execute(sql.UPSERT_INCIDENTS, *args))
+            await _copy(conn, "sink_incidents", rows.INCIDENT_COLUMNS, folded)
+            result.incidents = _count(await conn.execute(sql.UPSERT_INCIDENTS))
         if batch.classified:
-            await conn.execute(sql.GRID_FROM_ALARMS, list(batch.classified))
+            await conn.execute(sql.GRID_FROM_ALARMS)
         if batch.statuses:
             result.units, result.positions = await _write_units(conn, batch.statuses)
         if batch.dead_letters:
-            args = _by_column(batch.dead_letters, len(rows.DEAD_LETTER_COLUMNS))
-            result.dead_letters = _count(await conn.execute(sql.INSERT_DEAD_LETTERS, *args))
+            columns = rows.DEAD_LETTER_COLUMNS
+            await _copy(conn, "sink_dead_letters", columns, batch.dead_letters)
+            result.dead_letters = _count(await conn.execute(sql.INSERT_DEAD_LETTERS))
     return result
+
+
+async def _copy(
+    conn: asyncpg.Connection, table: str, columns: Sequence[str], values: Iterable[Any]
+) -> None:
+    await conn.copy_records_to_table(table, records=values, columns=list(columns))
+
+
+_UNIT_COLUMNS = (
+    "unit_id", "status", "lat", "lon", "accuracy_m", "fix_at", "reported_at", "presence",
+    "status_at",
+)  # fmt: skip
+_FIX_COLUMNS = ("unit_id", "at", "lat", "lon", "status")
 
 
 async def _write_units(conn: asyncpg.Connection, statuses: list[UnitStatus]) -> tuple[int, int]:
@@ -196,9 +209,9 @@ async def _write_units(conn: asyncpg.Connection, statuses: list[UnitStatus]) -> 
          u.status_at)
         for u in units.unit_rows(statuses)
     ]  # fmt: skip
-    args = _by_column(folded, 9)
-    added = _count(await conn.execute(sql.INSERT_UNITS, *args))
-    changed = _count(await conn.execute(sql.UPDATE_UNITS, *args))
+    await _copy(conn, "sink_units", _UNIT_COLUMNS, folded)
+    added = _count(await conn.execute(sql.INSERT_UNITS))
+    changed = _count(await conn.execute(sql.UPDATE_UNITS))
     fixes = units.fixes_of(statuses)
     last: dict[str, units.Fix] = {
         r["unit_id"]: units.Fix(r["unit_id"], r["at"], r["lat"], r["lon"], r["status"])
@@ -211,7 +224,8 @@ async def _write_units(conn: asyncpg.Connection, statuses: list[UnitStatus]) -> 
     ]
     positions = 0
     if kept:
-        positions = _count(await conn.execute(sql.INSERT_FIXES, *_by_column(kept, 5)))
+        await _copy(conn, "sink_fixes", _FIX_COLUMNS, kept)
+        positions = _count(await conn.execute(sql.INSERT_FIXES))
     return added + changed, positions
 
 
