@@ -136,7 +136,12 @@ async def bench(args: argparse.Namespace, state: Path) -> dict[str, Any]:
         desk_tokens = state / "desk-tokens.json"
         await asyncio.to_thread(write_desk_tokens, principals, desk_tokens)
         load_spec = LoadSpec(
-            system.intake_url, bootstrap, str(settings.zone_file), str(desk_tokens), args.seed
+            system.intake_url,
+            bootstrap,
+            str(settings.zone_file),
+            str(desk_tokens),
+            args.seed,
+            args.load_nice,
         )
         offer = await LoadProcesses.start(load_spec, args.load_processes)
         print(f"phones: {await phones.line()}", flush=True)
@@ -191,6 +196,8 @@ async def bench(args: argparse.Namespace, state: Path) -> dict[str, Any]:
         "started": args.started,
         "merge_window_s": BENCH_MERGE_WINDOW_S,
         "unit_copies": args.unit_copies,
+        "load_processes": args.load_processes,
+        "load_nice": args.load_nice,
         "units": len(zone.units),
         "rate_limit_per_minute": settings.rate_limit_per_minute,
         "services": sorted(system.service_pids()),
@@ -236,6 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot-only", type=Path, nargs="+", help="plot these JSON runs")
     parser.add_argument(
         "--load-processes", type=int, default=2, help="processes posting the alarms"
+    )
+    parser.add_argument(
+        "--load-nice",
+        type=int,
+        default=0,
+        help="niceness added to the load processes (as root, negative: they post first)",
     )
     parser.add_argument("--phones", help=argparse.SUPPRESS)
     parser.add_argument("--loader", help=argparse.SUPPRESS)
