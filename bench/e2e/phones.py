@@ -10,8 +10,8 @@ stamped when the frame was parsed on arrival; the time of an acceptance is when 
 `ok` for it arrived.
 
 The driver speaks to this process by lines: `count T` answers how many incidents had a job
-shown since T (epoch seconds), `dump T` the jobs and acceptances since T as JSON; end of input
-stops the phones.
+shown and accepted since T (epoch seconds), `dump T` the jobs and acceptances since T as
+JSON; end of input stops the phones.
 """
 
 from __future__ import annotations
@@ -168,7 +168,10 @@ async def serve_driver(spec: PhonesSpec, reports: FreeReports) -> None:
             since = float(value or 0)
             jobs = jobs_since(fleet, since)
             if command == "count":
-                print(len({job[0] for job in jobs if job[3] == "assignment"}), flush=True)
+                # Incidents whose job was shown and answered: the acceptance comes last.
+                answered = {a.assignment_id for crew in crews.values() for a in crew.accepted}
+                done = {job[0] for job in jobs if job[3] == "assignment" and job[1] in answered}
+                print(len(done), flush=True)
             elif command == "dump":
                 accepted = [
                     (a.assignment_id, a.sent_at, a.answered_at, a.code)

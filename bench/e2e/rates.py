@@ -124,8 +124,8 @@ async def idle_cores(sampler: CpuSampler, seconds: float) -> dict[str, float]:
 async def settle(
     count: Callable[[], Awaitable[int]], expected: Callable[[], int], offer_end: float, s: Settle
 ) -> float:
-    """Wait until the phones have shown a job for every expected incident, or stopped showing
-    new ones; return when."""
+    """Wait until the phones have shown and accepted a job of every expected incident, or
+    stopped accepting new ones; return when."""
     last, changed = -1, time.time()
     while True:
         shown = await count()
