@@ -327,6 +327,7 @@ ACTIONS: dict[str, Action] = {
     "accept the patrol's job": sending(
         lambda w: {
             "type": "respond",
+            "unit_id": w.patrol_job.unit_id,
             "assignment_id": w.patrol_job.assignment_id,
             "action": "accept",
         }
@@ -334,6 +335,7 @@ ACTIONS: dict[str, Action] = {
     "decline the guard's job": sending(
         lambda w: {
             "type": "respond",
+            "unit_id": w.guard_job.unit_id,
             "assignment_id": w.guard_job.assignment_id,
             "action": "decline",
             "reason": "not ours",
@@ -373,9 +375,9 @@ EXPECTED: dict[str, tuple[Outcome, ...]] = {
     "sensor": (202, 403, 404, H403, H403, H403, H403, H403, H403, H403),
     # The hotline is a sensor bound to no enterprise: it raises anywhere.
     "hotline": (202, 202, 404, H403, H403, H403, H403, H403, H403, H403),
-    # The policy lets a commander answer for a unit, but the gateway takes no respond or
-    # position on the commander channel (docs/protocol.md, "Not done yet").
-    "commander": (202, 202, 200, "commander", WRONG, WRONG, WRONG, WRONG, "ok", "sees"),
+    # A commander records a unit's answer given by radio (the frame names the unit:
+    # docs/protocol.md, "Answers by radio"), but sends no position.
+    "commander": (202, 202, 200, "commander", WRONG, "ok", "ok", WRONG, "ok", "sees"),
     "admin": (403, 403, 403, H403, H403, H403, H403, H403, H403, H403),
     "revoked": (401, 401, 401, H401, H401, H401, H401, H401, H401, H401),
     "disabled": (401, 401, 401, H401, H401, H401, H401, H401, H401, H401),
