@@ -1,29 +1,34 @@
 """End to end: from the intake's receipt to the job on a unit's phone, at offered rates.
 
-Run from the repository root (about 2 minutes per rate at the defaults):
+Run from the repository root (about 4 minutes at the defaults):
 
     python -m bench.e2e                                   # 10, 100, 500, 1000, 2000/s, then on
     python -m bench.e2e --rates 500 --duration 20         # one rate
     python -m bench.e2e --plot-only a.json b.json --png docs/e2e-latency.png
 
 It starts the whole system as `dispatch run` does (`bench/e2e/system.py`) on a Kafka and a
-PostgreSQL of its own, makes the demo principals (`simulator.principals`), connects every unit
-of the demo zone with the simulator's phone in a process of its own (`bench/e2e/phones.py`),
-measures the floor (`bench/e2e/floor.py`), then offers each rate for `--duration` seconds
-through the intake API (`bench/e2e/offer.py`) and waits until the system has settled
-(`bench/e2e/rates.py`). After the last rate given it goes on at 1.5 times the last rate until
-the system saturates (fewer than 90 % of the offered rate's jobs arrive per second), at most
+PostgreSQL of its own, makes the demo principals (`simulator.principals`), connects every
+unit's phone (the simulator's, in a process of its own: `bench/e2e/phones.py`), measures the
+floor (`bench/e2e/floor.py`), then offers each rate for `--duration` seconds through the
+intake API from `--load-processes` processes (`bench/e2e/loaders.py`, `bench/e2e/offer.py`)
+and waits until the system has settled (`bench/e2e/rates.py`). After the last rate given it
+goes on at 1.5 times the last rate until one saturates (see `RateResult.saturated`), at most
 to `--max-rate`. Output: the tables printed, the run as JSON and a PNG plot (default under
-bench/results/, which git ignores).
+bench/results/, which git ignores). docs/benchmarks.md ("End to end") has the figures.
 
-Two things differ from a plain `dispatch run`, both for the load and both printed:
+What differs from a plain `dispatch run`, for the load (all in the JSON of a run):
 
 - every alarm opens an incident of its own: the demo zone's merge window (repeats of one place
   and kind within 10 minutes join one incident) is set to 1 ms. At 500 alarms a second from
   the zone's 58 places and a dozen kinds, the 10-minute window would merge nearly every alarm
   into a few hundred incidents, and the bench would time merges, which send no job;
+- every unit but the guards is copied `--unit-copies` times (the demo zone has 9 patrols),
+  and each phone accepts its job at once and then reports its unit available, so that routing
+  finds free units at a high rate (a high rate is not all escalations);
 - the rate limit per principal is raised to its maximum (100,000 a minute), so the intake
-  takes hundreds of alarms a second from one desk and the phones' answers are not throttled.
+  takes hundreds of alarms a second from one desk and the phones' answers are not throttled;
+- an alarm is skipped (and counted) when its poster is more than 0.5 s behind its schedule or
+  `--max-in-flight` requests are unanswered, so a saturated rate ends in seconds.
 """
 
 from __future__ import annotations
