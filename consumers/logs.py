@@ -124,9 +124,11 @@ def setup_logging(
     root.addHandler(handler)
     chosen: int | str = level if level is not None else os.environ.get(LEVEL_VARIABLE, "INFO")
     root.setLevel(chosen.upper() if isinstance(chosen, str) else chosen)
-    # uvicorn's loggers write through the root handler rather than their own.
+    # uvicorn's loggers write through the root handler rather than their own, at the root's
+    # level (a uvicorn.Config built earlier in the process may have set its own).
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+        logger.setLevel(logging.NOTSET)
     return handler
