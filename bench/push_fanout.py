@@ -34,6 +34,7 @@ import psutil
 from aiokafka import AIOKafkaProducer
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench.child import Child
 from consumers.auth import Role, create_principal, issue_token
 from consumers.db import migrate
 from consumers.push import PushGateway, PushTopics
@@ -53,7 +54,6 @@ from dispatch.settings import Settings
 from infra import stack
 from infra.topics import TopicDecl, ensure_topics
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "bench."
 GROUP = "bench-push-outbox"
 
@@ -201,47 +201,6 @@ async def run_clients(spec: Spec, tokens: list[str]) -> None:
 
 
 # -- the driver ---------------------------------------------------------------------------------
-
-
-class Child:
-    """A child process of this script, spoken to by lines on stdin and stdout."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-
-    @classmethod
-    async def start(cls, *args: str) -> Child:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.push_fanout",
-            *args,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            cwd=REPO_ROOT,
-            limit=64 * 1024 * 1024,
-        )
-        return cls(process)
-
-    async def line(self) -> str:
-        assert self.process.stdout is not None  # created with stdout=PIPE
-        text = (await self.process.stdout.readline()).decode().strip()
-        if not text:
-            raise RuntimeError(f"child {self.process.pid} exited ({await self.process.wait()})")
-        return text
-
-    def say(self, text: str) -> None:
-        assert self.process.stdin is not None  # created with stdin=PIPE
-        self.process.stdin.write(text.encode() + b"\n")
-
-    async def stop(self) -> str:
-        """Close its stdin, wait for it to exit, and return what it printed last."""
-        assert self.process.stdin is not None
-        assert self.process.stdout is not None
-        self.process.stdin.close()
-        rest = await asyncio.wait_for(self.process.stdout.read(), 120)
-        await asyncio.wait_for(self.process.wait(), 120)
-        return rest.decode().strip()
 
 
 def assignment_for(unit_id: str) -> Assignment:
@@ -411,7 +370,7 @@ async def drive(settings: Settings, args: argparse.Namespace, workdir: Path) -> 
     units = await add_units(url, args.connections, tokens)
     print(f"{len(units)} units with tokens in {time.time() - started:.1f} s", flush=True)
     spec = Spec(bootstrap=bootstrap, postgres_url=url, tokens_file=str(tokens), ack=args.ack)
-    server_child = await Child.start("--serve", json.dumps(asdict(spec)))
+    server_child = await Child.start("bench.push_fanout", "--serve", json.dumps(asdict(spec)))
     port = int((await server_child.line()).split()[1])
     server = psutil.Process(server_child.process.pid)
     await asyncio.sleep(2)
@@ -420,7 +379,9 @@ async def drive(settings: Settings, args: argparse.Namespace, workdir: Path) -> 
     per = -(-args.connections // args.client_processes)
     started = time.time()
     clients = [
-        await Child.start("--clients", json.dumps(asdict(spec)), str(start), str(per))
+        await Child.start(
+            "bench.push_fanout", "--clients", json.dumps(asdict(spec)), str(start), str(per)
+        )
         for start in range(0, args.connections, per)
     ]
     for child in clients:

@@ -49,7 +49,7 @@ from typing import Any
 import asyncpg
 import psutil
 
-from bench.e2e.child import REPO_ROOT, Child
+from bench.child import REPO_ROOT, Child
 from bench.e2e.floor import measure_floor
 from bench.e2e.hops import TopicReader
 from bench.e2e.loaders import LoadProcesses, LoadSpec, run_loader, write_desk_tokens
@@ -137,7 +137,7 @@ async def bench(args: argparse.Namespace, state: Path) -> dict[str, Any]:
         tokens = state / "unit-tokens.json"
         principals = await make_principals(url, zone, tokens)
         phones_spec = PhonesSpec(system.push_url, str(settings.zone_file), str(tokens), bootstrap)
-        phones = await Child.start("--phones", json.dumps(asdict(phones_spec)))
+        phones = await Child.start("bench.e2e", "--phones", json.dumps(asdict(phones_spec)))
         desk_tokens = state / "desk-tokens.json"
         await asyncio.to_thread(write_desk_tokens, principals, desk_tokens)
         load_spec = LoadSpec(

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from bench.e2e.child import Child
+from bench.child import Child
 from bench.e2e.offer import Offer
 from dispatch.zone import load_zone
 from simulator.desk_client import Receipt
@@ -100,7 +100,7 @@ class LoadProcesses:
         children = []
         for n in range(count):
             seeded = LoadSpec(**(asdict(spec) | {"seed": spec.seed * 100 + n}))
-            child = await Child.start("--loader", json.dumps(asdict(seeded)))
+            child = await Child.start("bench.e2e", "--loader", json.dumps(asdict(seeded)))
             children.append(child)
         for child in children:
             if (said := await child.line()) != "ready":

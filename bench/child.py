@@ -1,4 +1,5 @@
-"""A child process of the bench (the phones, a load process), spoken to by lines."""
+"""A child process of a benchmark (a gateway, its clients, the phones, a load process), spoken
+to by lines on stdin and stdout. Used by bench/push_fanout.py and bench/e2e."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class Child:
@@ -16,12 +17,12 @@ class Child:
         self.process = process
 
     @classmethod
-    async def start(cls, *args: str) -> Child:
-        """Start `python -m bench.e2e ARGS`."""
+    async def start(cls, module: str, *args: str) -> Child:
+        """Start `python -m MODULE ARGS` from the repository's root."""
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bench.e2e",
+            module,
             *args,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -35,7 +36,7 @@ class Child:
         assert self.process.stdout is not None  # created with stdout=PIPE
         text = (await self.process.stdout.readline()).decode().strip()
         if not text:
-            raise RuntimeError(f"a child process exited ({await self.process.wait()})")
+            raise RuntimeError(f"child {self.process.pid} exited ({await self.process.wait()})")
         return text
 
     def say(self, text: str) -> None:
@@ -43,8 +44,11 @@ class Child:
         assert self.process.stdin is not None  # created with stdin=PIPE
         self.process.stdin.write(text.encode() + b"\n")
 
-    async def stop(self) -> None:
-        """Close its input and wait for it to end."""
+    async def stop(self) -> str:
+        """Close its stdin, wait for it to exit, and return what it printed last."""
         assert self.process.stdin is not None
+        assert self.process.stdout is not None
         self.process.stdin.close()
-        await asyncio.wait_for(self.process.wait(), 60)
+        rest = await asyncio.wait_for(self.process.stdout.read(), 120)
+        await asyncio.wait_for(self.process.wait(), 120)
+        return rest.decode().strip()
