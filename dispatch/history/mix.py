@@ -11,7 +11,7 @@ groups the article counts fall as it says (checked by tests/unit/test_seed_histo
 | --- | --- | --- |
 | all alarms (报警总量) | every category | -53.8 % |
 | criminal cases (刑事案件) | robbery, theft, intrusion | -51 % |
-| public-order cases (治安案件) | fight, suspicious_person | -50.3 % |
+| public-order cases (治安案件) | fight | -50.3 % |
 | robbery and theft (两抢一盗) | robbery, theft | -30 % |
 
 Every text here classifies as its scenario's category with the shipped rules (the same test).
@@ -25,13 +25,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from dispatch.events import Category, SensorKind, SourceKind
+from dispatch.reports.definitions import CATEGORY_GROUPS
 
+# The groups as the reports count them (dispatch.reports.definitions): one definition, so the
+# demo history falls as the article says in the very figures `dispatch report` prints.
 GROUPS: Mapping[str, frozenset[Category]] = MappingProxyType(
-    {
-        "criminal": frozenset({Category.ROBBERY, Category.THEFT, Category.INTRUSION}),
-        "public_order": frozenset({Category.FIGHT, Category.SUSPICIOUS_PERSON}),
-        "robbery_theft": frozenset({Category.ROBBERY, Category.THEFT}),
-    }
+    {group.key: group.categories for group in CATEGORY_GROUPS}
 )
 # What the article reports for each group, and for all alarms, as second year / first year.
 ARTICLE_RATIOS: Mapping[str, float] = MappingProxyType(
@@ -153,7 +152,7 @@ def _mix() -> dict[Category, CategoryMix]:
         ),
         c.FIGHT: CategoryMix(
             0.08,
-            0.50,
+            0.497,
             season=(0.8, 0.9, 0.9, 1.0, 1.1, 1.2, 1.3, 1.2, 1.1, 1.0, 0.8, 0.7),
             scenarios=(
                 Scenario(c.FIGHT, 3, (H,), ("{place}上两名男子打架",), places=STATION,
@@ -170,7 +169,7 @@ def _mix() -> dict[Category, CategoryMix]:
         ),
         c.SUSPICIOUS_PERSON: CategoryMix(
             0.10,
-            0.495,
+            0.4974,
             scenarios=(
                 Scenario(c.SUSPICIOUS_PERSON, 3, (H,), ("{place}校门口有陌生人徘徊",
                          "放学时有人在{place}校门口尾随学生"), places=("type:school",),
