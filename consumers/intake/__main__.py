@@ -8,10 +8,10 @@ import signal
 import sys
 from collections.abc import Iterator
 
-import asyncpg
 import uvicorn
 
 from consumers.db import migrate
+from consumers.db.pool import open_pool
 from consumers.intake.app import build_app
 from consumers.kafka_producer import RecoveringProducer
 from consumers.logs import setup_logging
@@ -50,7 +50,7 @@ async def serve(settings: Settings) -> None:
         [decl for decl in catalog_declarations(settings) if decl.name == ALARMS_RAW.name],
         replication_factor=settings.kafka_replication_factor,
     )
-    pool = await asyncpg.create_pool(postgres_url(settings), min_size=1, max_size=10)
+    pool = await open_pool(postgres_url(settings), min_size=1, max_size=10)
     try:
         async with pool.acquire() as conn:
             await migrate(conn)  # type: ignore[arg-type]  # a pooled connection is a Connection

@@ -6,9 +6,8 @@ import asyncio
 import logging
 import sys
 
-import asyncpg
-
 from consumers.db import migrate
+from consumers.db.pool import open_pool
 from consumers.logs import setup_logging
 from consumers.push.gateway import PushGateway
 from consumers.push.gc_tuning import GcTuning
@@ -24,7 +23,7 @@ log = logging.getLogger("consumers.push")
 async def serve(settings: Settings) -> int:
     """Migrate, start the gateway, and run until a signal (0) or a failed part (1)."""
     await declare_catalog_topics(settings)
-    pool = await asyncpg.create_pool(postgres_url(settings), min_size=2, max_size=20)
+    pool = await open_pool(postgres_url(settings), min_size=2, max_size=20)
     try:
         async with connection(pool) as conn:
             await migrate(conn)

@@ -8,10 +8,8 @@ import logging
 import sys
 from typing import Any
 
-import asyncpg
-
 from consumers.db import migrate
-from consumers.db.pool import connection
+from consumers.db.pool import connection, open_pool
 from consumers.kafka_producer import RecoveringProducer
 from consumers.logs import setup_logging
 from consumers.probe_server import serve_probes
@@ -30,7 +28,7 @@ async def serve(settings: Settings) -> int:
     """Migrate, start reading and looking, and run until a signal (0) or a failure (1)."""
     await declare_catalog_topics(settings)
     zone, rules = load_zone_and_rules(settings)
-    pool = await asyncpg.create_pool(postgres_url(settings), min_size=1, max_size=4)
+    pool = await open_pool(postgres_url(settings), min_size=1, max_size=4)
     producer = RecoveringProducer(settings.bootstrap_servers)
     try:
         async with connection(pool) as conn:

@@ -8,11 +8,9 @@ import logging
 import sys
 from typing import Any
 
-import asyncpg
-
 from consumers import metrics
 from consumers.db import migrate
-from consumers.db.pool import connection
+from consumers.db.pool import connection, open_pool
 from consumers.logs import setup_logging
 from consumers.probe_server import serve_probes
 from consumers.readiness import OK, Readiness, alive, postgres_answers
@@ -46,7 +44,7 @@ async def serve(settings: Settings) -> int:
     """Migrate, start reading and writing, and run until a signal (0) or a failure (1)."""
     await declare_catalog_topics(settings)
     zone = load_zone(settings.zone_file or default_zone_path())
-    pool = await asyncpg.create_pool(postgres_url(settings), min_size=1, max_size=4)
+    pool = await open_pool(postgres_url(settings), min_size=1, max_size=4)
     try:
         async with connection(pool) as conn:
             await migrate(conn)

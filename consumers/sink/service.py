@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 GROUP_ID = SINK_GROUP
 _RETRY_FIRST_S = 0.2
 _RETRY_MAX_S = 5.0
+# One batch's whole write (borrowing a connection, the COPYs and statements, the commit) must
+# end within this: a PostgreSQL that stops answering mid-write is a PostgreSQL that is down,
+# and the batch is tried again on a fresh connection instead of the sink waiting for ever.
+WRITE_DEADLINE_S = 60.0
 # Records validated between two turns of the event loop.
 _DECODE_SLICE = 250
 
@@ -107,8 +111,10 @@ class Sink:
         group_id: str = GROUP_ID,
         batch_max: int = 5000,
         on_commit: Callable[[Committed], None] | None = None,
+        write_deadline_s: float = WRITE_DEADLINE_S,
     ) -> None:
         self._pool = pool
+        self._write_deadline_s = write_deadline_s
         self._zone = zone
         self._topics = dict(topics) if topics is not None else catalog_topics()
         self._batch_max = batch_max
@@ -222,12 +228,16 @@ class Sink:
         delay = _RETRY_FIRST_S
         while True:
             try:
-                async with connection(self._pool) as conn:
+                async with connection(self._pool, within_s=self._write_deadline_s) as conn:
                     result = await write_or_skip(
                         conn, batch.records, zone=self._zone, now=datetime.now(UTC)
                     )
             except DATABASE_DOWN as exc:
-                why = describe_fault(exc)
+                why = (
+                    f"no answer from PostgreSQL within {self._write_deadline_s:g} s"
+                    if isinstance(exc, TimeoutError)
+                    else describe_fault(exc)
+                )
                 if self.status.waiting is None:
                     log.warning("sink: PostgreSQL unavailable (%s); trying the batch again", why)
                 self.status.waiting = why
