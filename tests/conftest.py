@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import signal
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -43,6 +46,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if INTEGRATION_DIR in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def task_dump_on_sigusr1() -> AsyncIterator[None]:
+    """`kill -USR1 <pytest's pid>` prints the stack of every task of the tests' event loop to
+    stderr: where a test that seems to hang is waiting (a thread dump shows only the loop)."""
+
+    def dump() -> None:
+        tasks = asyncio.all_tasks()
+        print(f"--- {len(tasks)} asyncio tasks ---", file=sys.stderr)
+        for task in tasks:
+            task.print_stack(file=sys.stderr)
+
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR1, dump)
+    yield
+    loop.remove_signal_handler(signal.SIGUSR1)
 
 
 @pytest.fixture(scope="session")
