@@ -29,6 +29,12 @@ from simulator.principals import COMMANDER_ID, desk_id, page_tokens, revoke_page
 STAGES = ("classify", "merge", "route")
 # How often the supervisor looks at its services, and at their readiness while starting.
 POLL_S = 0.5
+# The living zone `dispatch run` shows (docs/simulator.md): a gentle rate, so the board moves
+# within seconds and a person can follow each incident; a tenth of the units misbehave, so
+# escalation and replacement show too. It runs an hour at a time, started again when it ends.
+SIMULATOR_RATE = 0.2
+SIMULATOR_RUN_S = 3600
+SIMULATOR_MISBEHAVING = 0.1
 
 
 def register(sub: Any) -> None:
@@ -40,6 +46,18 @@ def register(sub: Any) -> None:
         "--keep-infra",
         action="store_true",
         help="leave Kafka and PostgreSQL running on exit",
+    )
+    parser.add_argument(
+        "--no-simulator",
+        dest="simulator",
+        action="store_false",
+        help="run the system bare: no simulated desks, devices and units",
+    )
+    parser.add_argument(
+        "--simulator-rate",
+        type=float,
+        default=SIMULATOR_RATE,
+        help=f"alarms a second the simulator raises (default {SIMULATOR_RATE:g})",
     )
     parser.set_defaults(handler=run_system)
 
@@ -91,6 +109,17 @@ def services(settings: Settings) -> list[ServiceSpec]:
     return specs
 
 
+def simulator(rate: float) -> ServiceSpec:
+    """Return the simulator's service: the demo zone's desks, hotline, devices and units
+    through the public doors, leaving out the unit whose page `dispatch run` prints."""
+    command = (
+        sys.executable, "-m", "cli", "simulate", "--rate", f"{rate:g}",
+        "--duration", str(SIMULATOR_RUN_S), "--misbehaving", str(SIMULATOR_MISBEHAVING),
+        "--leave-out", DEMO_PAGE_UNIT,
+    )  # fmt: skip
+    return ServiceSpec("simulator", command, None)
+
+
 def run_system(args: argparse.Namespace, settings: Settings, say: Say) -> int:
     """Bring the stack up, declare the topics, supervise the services until SIGINT/SIGTERM."""
     statuses = stack.up(settings, say)
@@ -103,14 +132,25 @@ def run_system(args: argparse.Namespace, settings: Settings, say: Say) -> int:
     env = dict(os.environ, DISPATCH_KAFKA_BOOTSTRAP=settings.bootstrap_servers)
     supervisor = Supervisor(services(settings), env, say)
     supervisor.start()
+    simulation = Supervisor([], env, say)
     try:
         wait_until_ready(supervisor, settings, stop, say)
         if not stop.is_set():
             print_page_links(settings, say)
+            if args.simulator:
+                simulation = Supervisor([simulator(args.simulator_rate)], env, say)
+                say(
+                    f"simulator: {args.simulator_rate:g} alarms/s from desks, the hotline and "
+                    f"devices, the zone's units but {DEMO_PAGE_UNIT} on duty "
+                    "(--no-simulator runs the system bare)"
+                )
+                simulation.start()
         # A service that dies is started again (with backoff); the system stays up.
         while not stop.wait(timeout=POLL_S):
             supervisor.poll()
+            simulation.poll()
     finally:
+        simulation.stop()
         supervisor.stop()
         revoke_page_links(settings, say)
         if not args.keep_infra:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Coroutine
 from typing import Any
 
 import asyncpg
 
 from consumers.auth import AuthError
 from consumers.db import MigrationError, migrate
+from consumers.until_stopped import Stop
 from dispatch.settings import Settings
 from dispatch.zone import Zone, default_zone_path, load_zone
 from infra import stack
@@ -63,6 +65,13 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--settle", type=float, default=60.0, help="seconds to wait for decisions after the load"
     )
+    parser.add_argument(
+        "--leave-out",
+        action="append",
+        default=[],
+        metavar="UNIT",
+        help="a unit the simulator does not drive (a person on its page does); repeatable",
+    )
     parser.set_defaults(handler=simulate)
 
 
@@ -77,7 +86,17 @@ def simulate(args: argparse.Namespace, settings: Settings, say: Say) -> int:
     except (OSError, TimeoutError, asyncpg.PostgresError, AuthError, MigrationError) as exc:
         say(f"dispatch simulate: cannot make the demo principals: {type(exc).__name__}: {exc}")
         return EXIT_UNREACHABLE
-    return asyncio.run(_run(args, settings, zone, principals, say))
+    return asyncio.run(_until_stopped(_run(args, settings, zone, principals, say)))
+
+
+async def _until_stopped(run: Coroutine[Any, Any, int]) -> int:
+    """Run the simulation; SIGINT or SIGTERM end it early, with its units and clients closed
+    (exit 0: `dispatch run` stops its simulator so)."""
+    stop = Stop()
+    task = asyncio.create_task(run)
+    if await stop.unless_requested(task):
+        return task.result()
+    return 0
 
 
 async def _principals(settings: Settings, zone: Zone) -> DemoPrincipals:
@@ -98,7 +117,7 @@ async def _run(
         push_url=f"ws://{host}:{settings.push_port}/",
         bootstrap=settings.bootstrap_servers,
     )
-    units = [unit.id for unit in zone.units]
+    units = [unit.id for unit in zone.units if unit.id not in args.leave_out]
     base = Behaviour(compression=args.speedup)
     behaviours = assign_misbehaviours(units, args.misbehaving, args.seed, base)
     async with Simulation(zone, principals, doors, behaviours=behaviours, seed=args.seed) as sim:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +154,8 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
     state = tmp_path / "state"
     env = cli_env(state)
     with subprocess.Popen(
-        [sys.executable, "-m", "cli", "run"],
+        # Bare: no simulator, so that no unit is on duty and the alarm below is escalated.
+        [sys.executable, "-m", "cli", "run", "--no-simulator"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -230,3 +232,100 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
     # The intake and push health checks fail once their services are gone.
     for service in ("intake", "push"):
         assert run_health_check(service, env).returncode != 0
+
+
+async def first_accepted(bootstrap: str) -> IncidentStateChange:
+    """Return the first incident change on incidents.state that a unit's acceptance made."""
+    consumer = AIOKafkaConsumer(
+        "incidents.state",
+        bootstrap_servers=bootstrap,
+        group_id=f"living-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        async for record in consumer:
+            change = decode(IncidentStateChange, record.value or b"")
+            if change.state is IncidentState.ACCEPTED:
+                return change
+    finally:
+        await consumer.stop()
+    raise AssertionError("incidents.state ended")
+
+
+async def until_found(url: str, token: str) -> None:
+    """Wait until the read API answers 200 for url (404 while the sink has not written it)."""
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as client:
+        while True:
+            reply = await client.get(url)
+            if reply.status_code != 404:
+                break
+            await asyncio.sleep(0.2)  # the sink's next batch: the API offers nothing to await
+        assert reply.status_code == 200, reply.text
+
+
+def read_until(lines: list[str], stream: Iterable[str], prefix: str) -> str:
+    """Read the command's output into lines until a line starting with prefix; return it."""
+    for line in stream:
+        lines.append(line)
+        if line.startswith(prefix):
+            return line
+    raise AssertionError(f"no line starting {prefix!r}:\n{''.join(lines)}")
+
+
+def test_run_shows_a_living_zone_and_a_second_start_resumes(tmp_path: Path) -> None:
+    # Issue 13: started as a new user starts it, the system comes with the simulator, and the
+    # board has incidents dispatched and accepted within seconds.
+    env = cli_env(tmp_path / "state")
+    bootstrap = f"127.0.0.1:{env['DISPATCH_KAFKA_PORT']}"
+    intake = f"http://127.0.0.1:{env['DISPATCH_INTAKE_PORT']}"
+    with subprocess.Popen(
+        [sys.executable, "-m", "cli", "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    ) as proc:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        read_until(lines, proc.stdout, "system running")
+        board = read_until(lines, proc.stdout, "  commander board")
+        token = board.split("#token=", 1)[1].strip()
+        read_until(lines, proc.stdout, "simulator started")
+        accepted = asyncio.run(asyncio.wait_for(first_accepted(bootstrap), 180))
+        # The record has it too (the sink writes within moments of the change).
+        url = f"{intake}/v1/incidents/{accepted.incident_id}"
+        asyncio.run(asyncio.wait_for(until_found(url, token), 120))
+        os.killpg(proc.pid, signal.SIGINT)
+        rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, rest
+    assert "simulator stopped (exit 0)" in rest, rest
+    for spec in services(Settings()):
+        assert f"{spec.name} stopped (exit 0)" in rest, rest
+    # A second start finds its topics and its record where the first left them.
+    with subprocess.Popen(
+        [sys.executable, "-m", "cli", "run", "--no-simulator"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    ) as proc:
+        assert proc.stdout is not None
+        lines = []
+        read_until(lines, proc.stdout, "system running")
+        assert "topics: all present" in "".join(lines)
+        board = read_until(lines, proc.stdout, "  commander board")
+        token = board.split("#token=", 1)[1].strip()
+        # Straight away: the first run's record is where it left it.
+        reply = httpx.get(
+            f"{intake}/v1/incidents/{accepted.incident_id}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        os.killpg(proc.pid, signal.SIGINT)
+        rest, _ = proc.communicate(timeout=120)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["incident_id"] == str(accepted.incident_id)
+    assert proc.returncode == 0, rest
