@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
@@ -24,6 +25,29 @@ from consumers.metrics import metrics_route
 Probe = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
 
 
+class ProbePortError(OSError):
+    """The probes' port cannot be had (in use, or not this host's): the service cannot be
+    watched, so it does not start."""
+
+
+def _listening(host: str, port: int) -> socket.socket:
+    """Bind the probes' socket now, so that a port in use fails the start at once and by name
+    (uvicorn would find out later, inside its task, and exit the process from there)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ProbePortError(
+            exc.errno, f"cannot answer probes on {host}:{port}: {exc.strerror}"
+        ) from exc
+    # Listening from here on: a probe that comes before uvicorn serves waits in the backlog.
+    sock.listen(128)
+    return sock
+
+
 class ProbeServer(uvicorn.Server):
     """A uvicorn server that leaves the signals to the service it runs beside."""
 
@@ -36,7 +60,8 @@ def serve_probes(
     probes: Mapping[str, Probe], *, host: str, port: int
 ) -> tuple[ProbeServer, asyncio.Task[None]]:
     """Start answering each path with its probe; return the server and its task (set
-    `should_exit` on the server to stop it)."""
+    `should_exit` on the server to stop it). Raises ProbePortError when the port cannot be
+    bound."""
 
     def route(path: str, probe: Probe) -> Route:
         async def answer(_: Request) -> JSONResponse:
@@ -53,5 +78,6 @@ def serve_probes(
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
     )
+    sock = _listening(host, port)
     server = ProbeServer(config)
-    return server, asyncio.create_task(server.serve(), name="probes")
+    return server, asyncio.create_task(server.serve(sockets=[sock]), name="probes")

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from consumers.logs import setup_logging
+from consumers.probe_server import ProbePortError
 from consumers.until_stopped import Stop
 from dispatch.settings import Settings
 from infra.errors import InfraError
@@ -32,9 +33,13 @@ async def run(settings: Settings, stages: Sequence[str], instance: str | None) -
     pipeline = build_pipeline(settings, stages=stages, instance=instance)
     probes = None
     if settings.stream_probe_port:
-        probes, _ = serve_stream_probes(
-            pipeline, host=settings.gateway_host, port=settings.stream_probe_port
-        )
+        try:
+            probes, _ = serve_stream_probes(
+                pipeline, host=settings.gateway_host, port=settings.stream_probe_port
+            )
+        except ProbePortError as exc:
+            print(f"error: {exc.strerror}", file=sys.stderr)
+            return 2
     try:
         if not await stop.unless_requested(pipeline.start()):
             return 0

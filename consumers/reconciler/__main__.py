@@ -12,7 +12,7 @@ from consumers.db import migrate
 from consumers.db.pool import connection, open_pool
 from consumers.kafka_producer import RecoveringProducer
 from consumers.logs import setup_logging
-from consumers.probe_server import serve_probes
+from consumers.probe_server import ProbePortError, serve_probes
 from consumers.readiness import alive, check_ready
 from consumers.reconciler.service import Reconciler, Timing
 from consumers.until_stopped import Stop, stop_part
@@ -58,11 +58,15 @@ async def serve(settings: Settings) -> int:
 
         probes = None
         if settings.reconciler_probe_port:
-            probes, _ = serve_probes(
-                {"/healthz": healthz, "/readyz": readyz},
-                host=settings.gateway_host,
-                port=settings.reconciler_probe_port,
-            )
+            try:
+                probes, _ = serve_probes(
+                    {"/healthz": healthz, "/readyz": readyz},
+                    host=settings.gateway_host,
+                    port=settings.reconciler_probe_port,
+                )
+            except ProbePortError as exc:
+                print(f"error: {exc.strerror}", file=sys.stderr)
+                return 2
         stop = Stop()
         if not await stop.unless_requested(reconciler.start()):
             return 0

@@ -12,7 +12,7 @@ from consumers import metrics
 from consumers.db import migrate
 from consumers.db.pool import connection, open_pool
 from consumers.logs import setup_logging
-from consumers.probe_server import serve_probes
+from consumers.probe_server import ProbePortError, serve_probes
 from consumers.readiness import OK, Readiness, alive, postgres_answers
 from consumers.sink.service import Sink, collect_less
 from consumers.until_stopped import Stop
@@ -70,11 +70,15 @@ async def serve(settings: Settings) -> int:
 
         probes = None
         if settings.sink_probe_port:
-            probes, _ = serve_probes(
-                {"/healthz": healthz, "/readyz": readyz},
-                host=settings.gateway_host,
-                port=settings.sink_probe_port,
-            )
+            try:
+                probes, _ = serve_probes(
+                    {"/healthz": healthz, "/readyz": readyz},
+                    host=settings.gateway_host,
+                    port=settings.sink_probe_port,
+                )
+            except ProbePortError as exc:
+                print(f"error: {exc.strerror}", file=sys.stderr)
+                return 2
         stop = Stop()
         try:
             if not await stop.unless_requested(sink.start()):
