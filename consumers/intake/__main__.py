@@ -12,12 +12,12 @@ import uvicorn
 
 from consumers.db import migrate
 from consumers.db.pool import open_pool
+from consumers.db.url import database_problem, database_url
 from consumers.intake.app import build_app
 from consumers.kafka_producer import RecoveringProducer
 from consumers.logs import setup_logging
 from dispatch.events import ALARMS_RAW
 from dispatch.settings import Settings
-from infra.stack import postgres_url
 from infra.topics import catalog_declarations, ensure_topics
 
 # The longest a client waits for Kafka's acknowledgement before it gets a 503.
@@ -50,7 +50,7 @@ async def serve(settings: Settings) -> None:
         [decl for decl in catalog_declarations(settings) if decl.name == ALARMS_RAW.name],
         replication_factor=settings.kafka_replication_factor,
     )
-    pool = await open_pool(postgres_url(settings), min_size=1, max_size=10)
+    pool = await open_pool(database_url(settings), min_size=1, max_size=10)
     try:
         async with pool.acquire() as conn:
             await migrate(conn)  # type: ignore[arg-type]  # a pooled connection is a Connection
@@ -88,7 +88,11 @@ async def serve(settings: Settings) -> None:
 def main() -> int:
     """Build the settings and run the intake API in the foreground."""
     setup_logging()
-    asyncio.run(serve(Settings()))
+    settings = Settings()
+    if (problem := database_problem(settings)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    asyncio.run(serve(settings))
     return 0
 
 

@@ -8,13 +8,13 @@ import sys
 
 from consumers.db import migrate
 from consumers.db.pool import open_pool
+from consumers.db.url import database_problem, database_url
 from consumers.logs import setup_logging
 from consumers.push.gateway import PushGateway
 from consumers.push.gc_tuning import GcTuning
 from consumers.push.store import connection
 from consumers.until_stopped import Stop
 from dispatch.settings import Settings
-from infra.stack import postgres_url
 from infra.topics import declare_catalog_topics
 
 log = logging.getLogger("consumers.push")
@@ -23,7 +23,7 @@ log = logging.getLogger("consumers.push")
 async def serve(settings: Settings) -> int:
     """Migrate, start the gateway, and run until a signal (0) or a failed part (1)."""
     await declare_catalog_topics(settings)
-    pool = await open_pool(postgres_url(settings), min_size=2, max_size=20)
+    pool = await open_pool(database_url(settings), min_size=2, max_size=20)
     try:
         async with connection(pool) as conn:
             await migrate(conn)
@@ -39,7 +39,11 @@ async def serve(settings: Settings) -> int:
 def main() -> int:
     """Build the settings from the environment and serve."""
     setup_logging()
-    return asyncio.run(serve(Settings()))
+    settings = Settings()
+    if (problem := database_problem(settings)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    return asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from typing import Any
 
 from consumers.db import migrate
 from consumers.db.pool import connection, open_pool
+from consumers.db.url import database_problem, database_url
 from consumers.kafka_producer import RecoveringProducer
 from consumers.logs import setup_logging
 from consumers.probe_server import ProbePortError, serve_probes
@@ -17,7 +18,6 @@ from consumers.readiness import alive, check_ready
 from consumers.reconciler.service import Reconciler, Timing
 from consumers.until_stopped import Stop, stop_part
 from dispatch.settings import Settings
-from infra.stack import postgres_url
 from infra.topics import declare_catalog_topics
 from streams.pipeline import load_zone_and_rules
 
@@ -28,7 +28,7 @@ async def serve(settings: Settings) -> int:
     """Migrate, start reading and looking, and run until a signal (0) or a failure (1)."""
     await declare_catalog_topics(settings)
     zone, rules = load_zone_and_rules(settings)
-    pool = await open_pool(postgres_url(settings), min_size=1, max_size=4)
+    pool = await open_pool(database_url(settings), min_size=1, max_size=4)
     producer = RecoveringProducer(settings.bootstrap_servers)
     try:
         async with connection(pool) as conn:
@@ -84,7 +84,11 @@ async def serve(settings: Settings) -> int:
 def main() -> int:
     """Build the settings and run the reconciler in the foreground."""
     setup_logging()
-    return asyncio.run(serve(Settings()))
+    settings = Settings()
+    if (problem := database_problem(settings)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    return asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from typing import Any
 from consumers import metrics
 from consumers.db import migrate
 from consumers.db.pool import connection, open_pool
+from consumers.db.url import database_problem, database_url
 from consumers.logs import setup_logging
 from consumers.probe_server import ProbePortError, serve_probes
 from consumers.readiness import OK, Readiness, alive, postgres_answers
@@ -18,7 +19,6 @@ from consumers.sink.service import Sink, collect_less
 from consumers.until_stopped import Stop
 from dispatch.settings import Settings
 from dispatch.zone import default_zone_path, load_zone
-from infra.stack import postgres_url
 from infra.topics import declare_catalog_topics
 
 log = logging.getLogger("consumers.sink")
@@ -44,7 +44,7 @@ async def serve(settings: Settings) -> int:
     """Migrate, start reading and writing, and run until a signal (0) or a failure (1)."""
     await declare_catalog_topics(settings)
     zone = load_zone(settings.zone_file or default_zone_path())
-    pool = await open_pool(postgres_url(settings), min_size=1, max_size=4)
+    pool = await open_pool(database_url(settings), min_size=1, max_size=4)
     try:
         async with connection(pool) as conn:
             await migrate(conn)
@@ -95,7 +95,11 @@ async def serve(settings: Settings) -> int:
 def main() -> int:
     """Build the settings and run the sink in the foreground."""
     setup_logging()
-    return asyncio.run(serve(Settings()))
+    settings = Settings()
+    if (problem := database_problem(settings)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    return asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":
