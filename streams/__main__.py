@@ -4,11 +4,11 @@ worker per stage); without `--stage`, one process runs all three. SIGINT or SIGT
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from collections.abc import Sequence
 
+from consumers import event_loop
 from consumers.logs import setup_logging
 from consumers.probe_server import ProbePortError
 from consumers.until_stopped import Stop
@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse the stages, build the settings, run."""
     args = parse_stages(argv, prog="python -m streams", description=__doc__)
     setup_logging()
-    return asyncio.run(run(Settings(), args.stage, args.instance))
+    return event_loop.run(run(Settings(), args.stage, args.instance))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from consumers import event_loop
 from consumers.db import migrate
 from consumers.db.pool import open_pool
 from consumers.db.url import database_problem, database_url
@@ -92,7 +93,7 @@ def main() -> int:
     if (problem := database_problem(settings)) is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    asyncio.run(serve(settings))
+    event_loop.run(serve(settings))
     return 0
 
 

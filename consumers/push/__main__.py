@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 
+from consumers import event_loop
 from consumers.db import migrate
 from consumers.db.pool import open_pool
 from consumers.db.url import database_problem, database_url
@@ -43,7 +43,7 @@ def main() -> int:
     if (problem := database_problem(settings)) is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    return asyncio.run(serve(settings))
+    return event_loop.run(serve(settings))
 
 
 if __name__ == "__main__":

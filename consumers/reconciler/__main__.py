@@ -3,11 +3,11 @@ part that fails ends it with 1, for its supervisor to start it again."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from typing import Any
 
+from consumers import event_loop
 from consumers.db import migrate
 from consumers.db.pool import connection, open_pool
 from consumers.db.url import database_problem, database_url
@@ -88,7 +88,7 @@ def main() -> int:
     if (problem := database_problem(settings)) is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    return asyncio.run(serve(settings))
+    return event_loop.run(serve(settings))
 
 
 if __name__ == "__main__":
