@@ -1,12 +1,10 @@
-"""Run a service's main coroutine on uvloop, the libuv event loop asyncpg's authors wrote for
-exactly this (sockets, timers and callbacks in C instead of the standard loop's Python), and
-shut the loop down within a bound.
+"""Run a service's main coroutine as asyncio.run does, but shut the loop down within a bound.
 
 Every long-running service (`python -m streams`, `consumers.intake`, `consumers.push`,
-`consumers.reconciler`, `consumers.sink`) runs through here; uvicorn parses HTTP with
-httptools once it is installed (its "auto" choice), both are dependencies. docs/benchmarks.md
-("End to end") has what they save. `DISPATCH_EVENT_LOOP=asyncio` runs the standard loop
-instead, to tell a loop difference from a bug of ours.
+`consumers.reconciler`, `consumers.sink`) runs through here, on the standard event loop.
+uvloop (with httptools for uvicorn) was tried and measured: the end-to-end benchmark on a
+quiet machine showed no difference in sustained rate or CPU per alarm within its noise
+(docs/benchmarks.md, "End to end"), so the project does without the two dependencies.
 
 The shutdown: asyncio.run cancels the tasks left when main returns and waits for every one of
 them, however long. A client library's task that awaits a broker inside its own cleanup (a
@@ -20,11 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any, TypeVar
-
-import uvloop
 
 log = logging.getLogger(__name__)
 
@@ -34,21 +29,10 @@ T = TypeVar("T")
 SHUTDOWN_GRACE_S = 5.0
 
 
-def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """Return the event loop factory the environment asks for (None: the standard loop)."""
-    chosen = os.environ.get("DISPATCH_EVENT_LOOP", "uvloop").strip().lower()
-    if chosen == "asyncio":
-        return None
-    if chosen != "uvloop":
-        raise ValueError(f"DISPATCH_EVENT_LOOP must be uvloop or asyncio, not {chosen!r}")
-    return uvloop.new_event_loop
-
-
 def run(main: Coroutine[Any, Any, T], *, grace_s: float = SHUTDOWN_GRACE_S) -> T:
-    """Run main to completion on a fresh loop of the chosen kind, as asyncio.run does, then
-    cancel what is left and give it grace_s to end before the loop is closed."""
-    factory = loop_factory()
-    loop = factory() if factory is not None else asyncio.new_event_loop()
+    """Run main to completion on a fresh loop, as asyncio.run does, then cancel what is left
+    and give it grace_s to end before the loop is closed."""
+    loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         return loop.run_until_complete(main)
