@@ -115,6 +115,10 @@ class OutboxWriter:
         assert self._task is not None, "start() first"
         return self._task
 
+    def partitions(self) -> set[int]:
+        """Return the partitions of the assignments topic this writer holds now."""
+        return {tp.partition for tp in self._consumer.assignment()}
+
     async def start(self) -> None:
         """Join the consumer group and start copying."""
         await self._consumer.start()
