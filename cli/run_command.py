@@ -27,6 +27,9 @@ from simulator.principals import COMMANDER_ID, desk_id, page_tokens, revoke_page
 # use both cores of a small machine (docs/architecture.md). Each answers its probes on
 # stream_probe_port + its place here.
 STAGES = ("classify", "merge", "route")
+# The extra workers of `stream_workers` answer their probes from stream_probe_port + this
+# upward: past the reconciler's and the sink's default ports (8093, 8094).
+EXTRA_WORKER_PORTS = 5
 # How often the supervisor looks at its services, and at their readiness while starting.
 POLL_S = 0.5
 # The living zone `dispatch run` shows (docs/simulator.md): a gentle rate, so the board moves
@@ -48,6 +51,13 @@ def register(sub: Any) -> None:
         help="leave Kafka and PostgreSQL running on exit",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        choices=range(1, 9),
+        metavar="N",
+        help="worker processes for each of the classify and merge stages (1-8; route: one)",
+    )
+    parser.add_argument(
         "--no-simulator",
         dest="simulator",
         action="store_false",
@@ -62,22 +72,33 @@ def register(sub: Any) -> None:
     parser.set_defaults(handler=run_system)
 
 
+def stage_workers(settings: Settings, stage: str) -> int:
+    """Return how many worker processes a stage gets: `stream_workers`, but one for route
+    (two route workers could give one unit two jobs: docs/scaling.md)."""
+    return 1 if stage == "route" else settings.stream_workers
+
+
 def services(settings: Settings) -> list[ServiceSpec]:
     """Return the services `dispatch run` starts, with their readiness probes."""
     host = settings.gateway_host
     python = sys.executable
     specs = []
+    extra_port = settings.stream_probe_port + EXTRA_WORKER_PORTS
     for n, stage in enumerate(STAGES):
-        port = settings.stream_probe_port + n
-        specs.append(
-            ServiceSpec(
-                f"{stage} worker",
-                # Static membership: restarted, the worker takes its partitions back at once.
-                (python, "-m", "streams", "--stage", stage, "--instance", "1"),
-                f"http://{host}:{port}/readyz",
-                env={"DISPATCH_STREAM_PROBE_PORT": str(port)},
+        for k in range(1, stage_workers(settings, stage) + 1):
+            if k == 1:
+                port = settings.stream_probe_port + n
+            else:
+                port, extra_port = extra_port, extra_port + 1
+            specs.append(
+                ServiceSpec(
+                    f"{stage} worker" if k == 1 else f"{stage} worker {k}",
+                    # Static membership: restarted, the worker takes its partitions back at once.
+                    (python, "-m", "streams", "--stage", stage, "--instance", str(k)),
+                    f"http://{host}:{port}/readyz",
+                    env={"DISPATCH_STREAM_PROBE_PORT": str(port)},
+                )
             )
-        )
     specs.append(
         ServiceSpec(
             "intake API",
@@ -122,6 +143,8 @@ def simulator(rate: float) -> ServiceSpec:
 
 def run_system(args: argparse.Namespace, settings: Settings, say: Say) -> int:
     """Bring the stack up, declare the topics, supervise the services until SIGINT/SIGTERM."""
+    if args.workers is not None:
+        settings = settings.model_copy(update={"stream_workers": args.workers})
     statuses = stack.up(settings, say)
     print_table(statuses, say)
     created = asyncio.run(declare_catalog_topics(settings))

@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     # Where a stream worker answers /healthz and /readyz (0: no probe server; `dispatch run`
     # gives each worker its own port from here upward).
     stream_probe_port: int = Field(default=8090, ge=0, le=65535)
+    # Worker processes `dispatch run` starts for each of the classify and merge stages (one
+    # consumer group per stage: the partitions are split between them, and a worker that dies
+    # has its partitions taken over by the others). The route stage always gets one: two route
+    # workers could give one unit two jobs (docs/scaling.md).
+    stream_workers: int = Field(default=1, ge=1, le=8)
 
     # The reconciler (docs/reliability.md): an alarm with no decision this long after it was
     # received is published again and shown to the commander as overdue; it looks this often,

@@ -52,6 +52,7 @@ class _Running:
     delay_s: float = RESTART_FIRST_S
     restart_at: float | None = None
     restarts: int = 0
+    held: bool = False  # not started again while held (a machine that stays down)
 
 
 class Supervisor:
@@ -89,6 +90,8 @@ class Supervisor:
                 service.restart_at = now + service.delay_s
                 service.delay_s = min(service.delay_s * 2, RESTART_MAX_S)
             restart_at = service.restart_at
+            if service.held:
+                continue
             if service.process is None and restart_at is not None and now >= restart_at:
                 service.restarts += 1
                 self._start(service)
@@ -97,6 +100,8 @@ class Supervisor:
         """Return the services that are not ready now, with what their probe said."""
         found = {}
         for service in self._services:
+            if service.held:
+                continue
             if service.process is None:
                 found[service.spec.name] = "not running"
                 continue
@@ -135,6 +140,15 @@ class Supervisor:
         service.started_at = time.monotonic()
         service.restart_at = None
         self._say(f"{service.spec.name} started (pid {service.process.pid})")
+
+    def hold(self, name: str, *, held: bool = True) -> None:
+        """Stop (held) or go back to (not held) starting a service again when it dies, and
+        leave it out of readiness meanwhile: the fault tests' host that stays down."""
+        next(s for s in self._services if s.spec.name == name).held = held
+
+    def ready_url(self, name: str) -> str | None:
+        """Return a service's readiness URL."""
+        return next(s for s in self._services if s.spec.name == name).spec.ready_url
 
     def process(self, name: str) -> subprocess.Popen[bytes]:
         """Return a running service's process."""

@@ -73,6 +73,32 @@ async def test_a_stream_worker_killed_mid_load_loses_nothing(
     holds(report, outcome)
 
 
+def kill_for_good(service: str, survivor: str) -> Fault:
+    """A fault: SIGKILL one of a stage's two workers and keep it down (its host is gone);
+    measure until the other handles every partition of the stage's input."""
+
+    async def fault(system: System, _: Simulation) -> dict[str, float]:
+        system.supervisor.hold(service)
+        at = system.signal(service, signal.SIGKILL)
+        taken = await system.until_owns_every_partition(survivor)
+        return {"taken_over_s": round(taken - at, 2)}
+
+    return fault
+
+
+@pytest.mark.parametrize("stage", ["classify", "merge"])
+async def test_one_of_two_stage_workers_killed_for_good_the_other_takes_over(stage: str) -> None:
+    # Issue 14: several workers per stage; one host lost for good mid-load. The other worker
+    # takes its partitions (and, for merge, restores their tables from the changelogs).
+    report, outcome = await run_scenario(
+        f"{stage} worker SIGKILL, one of two, kept down",
+        kill_for_good(f"{stage} worker", f"{stage} worker 2"),
+        stream_workers=2,
+    )
+    holds(report, outcome)
+    assert outcome.measured["taken_over_s"] > 0
+
+
 async def test_the_push_gateway_killed_mid_load_every_job_reaches_its_unit_once() -> None:
     report, outcome = await run_scenario(
         "push gateway SIGKILL", kill("push gateway", signal.SIGKILL)

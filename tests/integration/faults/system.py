@@ -9,6 +9,7 @@ killed one is started again exactly as on a deployment of one machine.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import tempfile
@@ -20,13 +21,13 @@ from pathlib import Path
 
 import psutil
 
-from cli.run_command import services
+from cli.run_command import EXTRA_WORKER_PORTS, services
 from dispatch.settings import Settings
 from infra import stack
 from infra.kafka import KafkaBroker
 from infra.postgres import PostgresServer
 from infra.processes import free_port, free_port_range
-from infra.supervisor import Supervisor
+from infra.supervisor import Supervisor, readiness
 from infra.topics import declare_catalog_topics
 
 READY_GUARD_S = 180.0  # a hang guard, not a performance bound
@@ -91,6 +92,22 @@ class System:
                     return time.monotonic()
                 await asyncio.sleep(POLL_S)
 
+    async def until_owns_every_partition(self, service: str) -> float:
+        """Wait until a stage worker handles every partition of each of its input topics (its
+        /readyz says which it handles); return when."""
+        url = self.supervisor.ready_url(service)
+        assert url is not None, f"{service} has no readiness probe"
+        count = self.settings.kafka_partitions
+        async with asyncio.timeout(READY_GUARD_S):
+            while True:
+                ready, said = await asyncio.to_thread(readiness, url)
+                if ready:
+                    owned = json.loads(said)["partitions"]
+                    topics = [parts for stage in owned.values() for parts in stage.values()]
+                    if topics and all(len(parts) == count for parts in topics):
+                        return time.monotonic()
+                await asyncio.sleep(POLL_S)  # the rebalance has no event to await from here
+
     async def until_restarted(self, service: str, after: float) -> float:
         """Wait until the supervisor has started a service again after a moment; return when."""
         async with asyncio.timeout(READY_GUARD_S):
@@ -137,11 +154,14 @@ async def running_system(**overrides: object) -> AsyncIterator[System]:
     """Start Kafka, PostgreSQL and every service of `dispatch run` on free ports in a state
     directory of their own; stop all of it afterwards."""
     state = Path(tempfile.mkdtemp(prefix="dispatch-fault-"))
+    # The stage workers' probe ports: three, then (past a gap) one per extra worker.
+    workers = int(str(overrides.get("stream_workers", 1)))
+    probe_ports = EXTRA_WORKER_PORTS + 2 * (workers - 1) if workers > 1 else 3
     settings = stack.private_settings(
         state,
         intake_port=free_port(),
         push_port=free_port(),
-        stream_probe_port=free_port_range(3),
+        stream_probe_port=free_port_range(probe_ports),
         reconciler_probe_port=free_port(),
         sink_probe_port=free_port(),
         **overrides,
