@@ -39,6 +39,7 @@ from consumers.dlq import (
     replay_dead_letter,
     why_not_replayable,
 )
+from consumers.kafka_client import kafka_options
 from dispatch.settings import Settings
 from infra.processes import Say
 from streams.partitioner import keyed_partitioner
@@ -266,6 +267,7 @@ class Publisher:
                 # The same partition as the record had: Kafka's default partitioner of its key.
                 partitioner=keyed_partitioner,
                 request_timeout_ms=15_000,
+                **kafka_options(),
             )
             try:
                 await asyncio.wait_for(producer.start(), KAFKA_START_S)

@@ -18,6 +18,7 @@ from cli import (
     token_commands,
     triage_command,
 )
+from consumers.kafka_client import kafka_problem
 from dispatch.settings import Settings
 from infra.errors import InfraError
 
@@ -54,7 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
-        print(f"dispatch: error: setting DISPATCH_{field.upper()}: {first['msg']}", file=sys.stderr)
+        where = f"setting DISPATCH_{field.upper()}: " if field else "settings: "
+        print(f"dispatch: error: {where}{first['msg']}", file=sys.stderr)
+        return 2
+    if (problem := kafka_problem(settings)) is not None:
+        print(f"dispatch: error: {problem}", file=sys.stderr)
         return 2
     try:
         code: int = args.handler(args, settings, say)

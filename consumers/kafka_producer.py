@@ -41,6 +41,8 @@ from aiokafka.errors import (
     UnknownProducerId,
 )
 
+from consumers.kafka_client import kafka_options
+
 log = logging.getLogger(__name__)
 
 # Errors after which this producer (its producer id, its sequence numbers) cannot send again.
@@ -91,6 +93,7 @@ def idempotent_producer(bootstrap_servers: str, *, request_timeout_ms: int) -> P
             acks="all",
             enable_idempotence=True,
             request_timeout_ms=request_timeout_ms,
+            **kafka_options(),
         )
 
     return make

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,6 +36,17 @@ class Settings(BaseSettings):
     kafka_heap: str = Field(default="768m", pattern=r"^\d+[kmg]$")
     # A Maven mirror to fetch the jars from instead of Maven Central.
     maven_repository_url: str | None = None
+    # How every Kafka client of the services authenticates and encrypts (docs/settings.md):
+    # a cluster of a deployment asks for SASL and/or TLS; the local broker speaks PLAINTEXT.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # TLS: the CA that signed the brokers' certificates (else the system's), and a client
+    # certificate and key when the brokers ask for one.
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
 
     # PostgreSQL: when postgres_url is set, that server is used and nothing is started.
     postgres_url: SecretStr | None = None
@@ -111,6 +123,19 @@ class Settings(BaseSettings):
     sink_probe_port: int = Field(default=8094, ge=0, le=65535)
 
     startup_timeout_s: float = Field(default=90.0, gt=0)
+
+    @model_validator(mode="after")
+    def _kafka_credentials(self) -> Self:
+        if self.kafka_security_protocol.startswith("SASL") and (
+            not self.kafka_sasl_username or self.kafka_sasl_password is None
+        ):
+            raise ValueError(
+                f"kafka_security_protocol {self.kafka_security_protocol} needs "
+                "DISPATCH_KAFKA_SASL_USERNAME and DISPATCH_KAFKA_SASL_PASSWORD"
+            )
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError("DISPATCH_KAFKA_SSL_CERTFILE and _KEYFILE go together")
+        return self
 
     @property
     def kafka_is_external(self) -> bool:

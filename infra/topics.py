@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from consumers.kafka_client import kafka_options
 from dispatch.events import TOPICS
 from dispatch.settings import Settings
 from infra.errors import InfraError
@@ -39,7 +40,7 @@ async def ensure_topics(
     rely on it (co-partitioned inputs, bundles sent to the partition of their keys).
     """
     wanted = list(topics)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
+from consumers.kafka_client import kafka_options
 from dispatch.events import (
     ALARMS_DLQ,
     INCIDENTS_STATE,
@@ -49,6 +50,7 @@ async def _from_the_beginning(bootstrap: str, prefix: str) -> AIOKafkaConsumer:
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **kafka_options(),
     )
     await consumer.start()
     return consumer

@@ -21,6 +21,7 @@ from typing import Any, Self
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from consumers.kafka_client import kafka_options
 from dispatch.events import ALARMS_RAW, RawAlarm, SourceKind, encode, key_of
 from simulator.retry import Backoff
 
@@ -68,6 +69,7 @@ class SensorClient:
             acks="all",
             enable_idempotence=True,
             request_timeout_ms=int(SEND_TIMEOUT_S * 1000),
+            **kafka_options(),
         )
         try:
             await producer.start()

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from consumers import event_loop
+from consumers.kafka_client import kafka_problem
 from consumers.logs import setup_logging
 from consumers.probe_server import ProbePortError
 from consumers.until_stopped import Stop
@@ -56,7 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse the stages, build the settings, run."""
     args = parse_stages(argv, prog="python -m streams", description=__doc__)
     setup_logging()
-    return event_loop.run(run(Settings(), args.stage, args.instance))
+    settings = Settings()
+    if (problem := kafka_problem(settings)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    return event_loop.run(run(settings, args.stage, args.instance))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from typing import Any, Self
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
+from consumers.kafka_client import kafka_options
 from consumers.kafka_producer import RecoveringProducer
 from consumers.until_stopped import stop_part
 from dispatch.classify import Rules, default_rules_path, load_rules
@@ -263,7 +264,7 @@ def new_producer(settings: Settings, **overrides: Any) -> RecoveringProducer:
         # A send that gets nowhere fails within this and the batch is written again.
         "request_timeout_ms": 15_000,
     }
-    options |= overrides
+    options |= kafka_options() | overrides
     return RecoveringProducer(
         options["bootstrap_servers"], factory=lambda: AIOKafkaProducer(**options)
     )

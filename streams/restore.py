@@ -7,6 +7,7 @@ from collections.abc import Collection, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from consumers.kafka_client import kafka_options
 from streams.tables import ChangelogTable
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ async def restore_tables(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
+        **kafka_options(),
     )
     await consumer.start()
     applied = 0

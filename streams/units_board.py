@@ -14,6 +14,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from consumers.kafka_client import kafka_options
 from dispatch.events import InvalidEvent, UnitAvailability, UnitStatus, decode
 from dispatch.routing import UnitIndex, UnitRecord
 from dispatch.zone import Unit, Zone
@@ -87,7 +88,10 @@ class UnitBoard:
         """Read every partition of topic from the start; set `ready` once caught up."""
         tps = [TopicPartition(topic, p) for p in await _partitions(bootstrap, topic)]
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            group_id=None,
+            **kafka_options(),
         )
         await consumer.start()
         try:
@@ -129,7 +133,7 @@ def _with_availability(record: UnitRecord, availability: UnitAvailability) -> Un
 
 
 async def _partitions(bootstrap: str, topic: str) -> list[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka_options())
     await admin.start()
     try:
         (described,) = await admin.describe_topics([topic])

@@ -28,6 +28,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from consumers import metrics
+from consumers.kafka_client import kafka_options
 from consumers.until_stopped import stop_part
 from dispatch.events import ALARMS_DLQ, DISPATCH_ASSIGNMENTS, INCIDENTS_STATE
 from streams.batching import BATCH_MAX, Handler, frame_writes, run_batch, send_writes
@@ -148,6 +149,7 @@ class StageWorker:
             session_timeout_ms=membership.session_timeout_ms,
             heartbeat_interval_ms=membership.heartbeat_interval_ms,
             max_poll_records=BATCH_MAX,
+            **kafka_options(),
         )
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -15,6 +15,7 @@ from consumers.db import migrate
 from consumers.db.pool import open_pool
 from consumers.db.url import database_problem, database_url
 from consumers.intake.app import build_app
+from consumers.kafka_client import kafka_problem
 from consumers.kafka_producer import RecoveringProducer
 from consumers.logs import setup_logging
 from dispatch.events import ALARMS_RAW
@@ -90,7 +91,7 @@ def main() -> int:
     """Build the settings and run the intake API in the foreground."""
     setup_logging()
     settings = Settings()
-    if (problem := database_problem(settings)) is not None:
+    if (problem := database_problem(settings) or kafka_problem(settings)) is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     event_loop.run(serve(settings))

@@ -21,6 +21,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from consumers.kafka_client import kafka_options
+
 log = logging.getLogger(__name__)
 
 # How long a board request waits for the sink, and how often it asks the group's offsets.
@@ -100,9 +102,12 @@ class RecordProgress:
             return admin, consumer, self._partitions
 
     async def _start(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, **kafka_options())
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False
+            bootstrap_servers=self._bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            **kafka_options(),
         )
         try:
             await admin.start()

@@ -9,6 +9,7 @@ from consumers import event_loop
 from consumers.db import migrate
 from consumers.db.pool import open_pool
 from consumers.db.url import database_problem, database_url
+from consumers.kafka_client import kafka_problem
 from consumers.logs import setup_logging
 from consumers.push.gateway import PushGateway
 from consumers.push.gc_tuning import GcTuning
@@ -40,7 +41,7 @@ def main() -> int:
     """Build the settings from the environment and serve."""
     setup_logging()
     settings = Settings()
-    if (problem := database_problem(settings)) is not None:
+    if (problem := database_problem(settings) or kafka_problem(settings)) is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     return event_loop.run(serve(settings))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
+from consumers.kafka_client import kafka_options
 from consumers.push.outbox import cancel
 from consumers.push.presence import PRESENCE_INTERVAL_S, PresenceBeacon
 from dispatch.events import CommandOutcome, IncidentStateChange, InvalidEvent, UnitStatus, decode
@@ -51,7 +52,7 @@ class BoardFeed:
         self._hub = hub
         # Presence records are best effort (the next one says the same): no idempotence to
         # wedge after a broker restart, and a leader's ack is enough.
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1)
+        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, **kafka_options())
         self.presence = PresenceBeacon(
             hub=hub,
             send=self._producer.send_and_wait,
@@ -67,6 +68,7 @@ class BoardFeed:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="latest",
+            **kafka_options(),
         )
         self._task: asyncio.Task[None] | None = None
 

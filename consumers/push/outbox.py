@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from asyncpg.pool import PoolConnectionProxy
 
+from consumers.kafka_client import kafka_options
 from consumers.push.store import (
     DATABASE_DOWN,
     NOTIFY_CHANNEL,
@@ -98,6 +99,7 @@ class OutboxWriter:
             # of the first gateway is skipped.
             auto_offset_reset="earliest",
             max_poll_records=_MAX_BATCH,
+            **kafka_options(),
         )
         self._conn: PoolConnectionProxy[Any] | None = None
         self._stopping = False

@@ -11,6 +11,7 @@ from consumers import event_loop
 from consumers.db import migrate
 from consumers.db.pool import connection, open_pool
 from consumers.db.url import database_problem, database_url
+from consumers.kafka_client import kafka_problem
 from consumers.kafka_producer import RecoveringProducer
 from consumers.logs import setup_logging
 from consumers.probe_server import ProbePortError, serve_probes
@@ -85,7 +86,7 @@ def main() -> int:
     """Build the settings and run the reconciler in the foreground."""
     setup_logging()
     settings = Settings()
-    if (problem := database_problem(settings)) is not None:
+    if (problem := database_problem(settings) or kafka_problem(settings)) is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     return event_loop.run(serve(settings))

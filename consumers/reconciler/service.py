@@ -26,6 +26,7 @@ from aiokafka.errors import KafkaError
 from consumers import metrics
 from consumers.db.faults import DATABASE_DOWN, describe_fault, is_record_fault
 from consumers.db.pool import connection
+from consumers.kafka_client import kafka_options
 from consumers.kafka_producer import RecoveringProducer
 from consumers.reconciler import ledger
 from consumers.reconciler.ledger import Decision, SeenAlarm
@@ -110,6 +111,7 @@ class Reconciler:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=1000,
+            **kafka_options(),
         )
         self._tasks: list[asyncio.Task[None]] = []
 

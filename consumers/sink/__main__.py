@@ -11,6 +11,7 @@ from consumers import event_loop, metrics
 from consumers.db import migrate
 from consumers.db.pool import connection, open_pool
 from consumers.db.url import database_problem, database_url
+from consumers.kafka_client import kafka_problem
 from consumers.logs import setup_logging
 from consumers.probe_server import ProbePortError, serve_probes
 from consumers.readiness import OK, Readiness, alive, postgres_answers
@@ -95,7 +96,7 @@ def main() -> int:
     """Build the settings and run the sink in the foreground."""
     setup_logging()
     settings = Settings()
-    if (problem := database_problem(settings)) is not None:
+    if (problem := database_problem(settings) or kafka_problem(settings)) is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     return event_loop.run(serve(settings))

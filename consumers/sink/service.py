@@ -26,6 +26,7 @@ from aiokafka.errors import KafkaError
 
 from consumers.db.faults import DATABASE_DOWN, describe_fault
 from consumers.db.pool import connection
+from consumers.kafka_client import kafka_options
 from consumers.sink import SINK_GROUP
 from consumers.sink.reading import catalog_topics, sink_records
 from consumers.sink.writer import SinkRecord, WriteResult, write_or_skip
@@ -137,6 +138,7 @@ class Sink:
             # made it read its batches again: more work on a machine that had none to spare).
             session_timeout_ms=30_000,
             heartbeat_interval_ms=3_000,
+            **kafka_options(),
         )
         self._tasks: list[asyncio.Task[None]] = []
 
