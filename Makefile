@@ -21,14 +21,16 @@ $(WEB_STAMP): $(WEB_SOURCES)
 	cd web && npm ci --ignore-scripts --no-audit --no-fund && npm run build
 	touch $(WEB_STAMP)
 
-# Debian's chromium and the CJK fonts for the pages' browser tests, installed when missing
-# (CI runs as root; elsewhere through sudo). Playwright cannot download browsers here.
+# Debian's packages the tests need, installed when missing (CI runs as root; elsewhere through
+# sudo): chromium and the CJK fonts for the pages' browser tests (Playwright cannot download
+# browsers here), and nginx for the two-gateway fault test (deploy/nginx's sample in front).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-BROWSER_STAMP := $(VENV)/.browser
+TEST_PACKAGES := chromium fonts-noto-cjk nginx
+BROWSER_STAMP := $(VENV)/.test-packages
 
 $(BROWSER_STAMP): $(STAMP)
-	dpkg -s chromium fonts-noto-cjk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-cjk; }
+	dpkg -s $(TEST_PACKAGES) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(TEST_PACKAGES); }
 	touch $(BROWSER_STAMP)
 
 # Run the system on local defaults: Kafka and PostgreSQL as local processes, then every service.

@@ -107,6 +107,37 @@ async def test_the_push_gateway_killed_mid_load_every_job_reaches_its_unit_once(
     assert sum(u.reconnects for u in report.units) > 0  # the phones did reconnect
 
 
+async def one_gateway_killed_for_good(system: System, _: Simulation) -> dict[str, float]:
+    """A fault: SIGKILL one of two push gateways and keep it down; its units reconnect through
+    the load balancer to the other. Measure until every service left is ready."""
+    assert system.second_push_port is not None
+    on_killed = await asyncio.to_thread(system.units_connected_to, system.settings.push_port)
+    on_other = await asyncio.to_thread(system.units_connected_to, system.second_push_port)
+    system.supervisor.hold("push gateway")
+    at = system.signal("push gateway", signal.SIGKILL)
+    ready_at = await system.until_ready()
+    return {
+        "units_on_killed": on_killed,
+        "units_on_other": on_other,
+        "ready_again_s": round(ready_at - at, 2),
+    }
+
+
+async def test_two_gateways_behind_nginx_one_killed_every_job_reaches_its_unit_once() -> None:
+    # Issue 14: two intake services and two push gateways behind one address (deploy/nginx's
+    # sample, rendered), the phones spread over both by the balancer; one gateway killed under
+    # load and kept down.
+    report, outcome = await run_scenario(
+        "two gateways behind nginx, one SIGKILL, kept down", one_gateway_killed_for_good,
+        gateways=2,
+    )  # fmt: skip
+    holds(report, outcome)
+    # The balancer spread the phones over both gateways, and the killed one's moved over.
+    assert outcome.measured["units_on_killed"] > 0
+    assert outcome.measured["units_on_other"] > 0
+    assert sum(u.reconnects for u in report.units) >= outcome.measured["units_on_killed"]
+
+
 def frozen_for(what: str, seconds: float) -> Fault:
     """A fault: freeze Kafka or PostgreSQL (SIGSTOP) for a while; measure until all is ready."""
 

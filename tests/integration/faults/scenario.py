@@ -96,10 +96,11 @@ async def run_scenario(
     pace: Pace = Pace(),
     behaviours: Mapping[str, Behaviour] | None = None,
     seed: int = 7,
+    gateways: int = 1,
     **settings: object,
 ) -> tuple[LedgerReport, Outcome]:
     """Run the system, the load and the fault; return the ledger and what was measured."""
-    async with running_system(**settings) as system:
+    async with running_system(gateways=gateways, **settings) as system:
         zone = load_zone(system.settings.zone_file or default_zone_path())
         pool = await asyncpg.create_pool(postgres_url(system.settings), min_size=1, max_size=2)
         try:

@@ -14,6 +14,7 @@ import os
 import signal
 import tempfile
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from infra.postgres import PostgresServer
 from infra.processes import free_port, free_port_range
 from infra.supervisor import Supervisor, readiness
 from infra.topics import declare_catalog_topics
+from tests.integration.faults.balancer import balancer_spec, gateway_specs
 
 READY_GUARD_S = 180.0  # a hang guard, not a performance bound
 # How often the fault harness polls the supervisor and the services' probes: the probes are
@@ -59,16 +61,32 @@ class System:
     supervisor: Supervisor
     events: Events
     state_dir: Path
+    # With two gateways: the load balancer's port, the one address of the intake and the push,
+    # and the second gateway's own port.
+    front_port: int | None = None
+    second_push_port: int | None = None
+
+    def units_connected_to(self, push_port: int) -> int:
+        """Return how many unit connections the gateway on that port holds (its /metrics)."""
+        url = f"http://{self.settings.gateway_host}:{push_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as reply:  # our own address
+            text = reply.read().decode()
+        for line in text.splitlines():
+            if line.startswith('dispatch_push_connected{channel="unit"}'):
+                return int(float(line.rsplit(" ", 1)[1]))
+        return 0
 
     @property
     def intake_url(self) -> str:
-        """Return the intake API's address."""
-        return f"http://{self.settings.gateway_host}:{self.settings.intake_port}"
+        """Return the intake API's address (the load balancer's, with two of each)."""
+        port = self.front_port or self.settings.intake_port
+        return f"http://{self.settings.gateway_host}:{port}"
 
     @property
     def push_url(self) -> str:
-        """Return the push gateway's websocket address."""
-        return f"ws://{self.settings.gateway_host}:{self.settings.push_port}"
+        """Return the push gateway's websocket address (the load balancer's, with two)."""
+        port = self.front_port or self.settings.push_port
+        return f"ws://{self.settings.gateway_host}:{port}"
 
     def pid(self, service: str) -> int:
         """Return the pid of a running service ("route worker", "push gateway", ...)."""
@@ -150,9 +168,10 @@ def _tree(pid: int) -> list[psutil.Process]:
 
 
 @asynccontextmanager
-async def running_system(**overrides: object) -> AsyncIterator[System]:
+async def running_system(*, gateways: int = 1, **overrides: object) -> AsyncIterator[System]:
     """Start Kafka, PostgreSQL and every service of `dispatch run` on free ports in a state
-    directory of their own; stop all of it afterwards."""
+    directory of their own; stop all of it afterwards. With gateways=2, a second intake
+    service and a second push gateway, and nginx in front of both pairs (deploy/nginx)."""
     state = Path(tempfile.mkdtemp(prefix="dispatch-fault-"))
     # The stage workers' probe ports: three, then (past a gap) one per extra worker.
     workers = int(str(overrides.get("stream_workers", 1)))
@@ -173,9 +192,19 @@ async def running_system(**overrides: object) -> AsyncIterator[System]:
         await declare_catalog_topics(settings)
         env = {k: v for k, v in os.environ.items() if not k.startswith("DISPATCH_")}
         env |= settings_env(settings)
-        supervisor = Supervisor(services(settings), env, events.say)
+        specs = services(settings)
+        front = push_2 = None
+        if gateways == 2:
+            host, front = settings.gateway_host, free_port()
+            intake_2, push_2 = free_port(), free_port()
+            specs += gateway_specs(host, intake_2, push_2)
+            intakes, pushes = [settings.intake_port, intake_2], [settings.push_port, push_2]
+            nginx = state / "nginx"
+            specs.append(balancer_spec(nginx, host, front, intakes=intakes, pushes=pushes))
+        supervisor = Supervisor(specs, env, events.say)
         supervisor.start()
-        system = System(settings, supervisor, events, state)
+        second = push_2 if gateways == 2 else None
+        system = System(settings, supervisor, events, state, front, second)
         await system.until_ready()
         yield system
     finally:
