@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -65,9 +66,38 @@ async def ensure_topics(
             elif code != TopicAlreadyExistsError.errno:
                 message = rest[0] if rest else ""
                 raise InfraError(f"could not create topic {name}: error {code} {message}")
+        await _until_led(admin, [t.name for t in new])
         return created
     finally:
         await admin.close()
+
+
+# A topic just created has no leader for a moment; a client that writes to it then gets
+# NotLeaderForPartition and waits for fresh metadata. Declaring returns once every new
+# partition has a leader, or fails after this long.
+LEADERS_WAIT_S = 30.0
+
+
+async def _until_led(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + LEADERS_WAIT_S
+    while True:
+        described = await admin.describe_topics(names)
+        waiting = [
+            topic["topic"]
+            for topic in described
+            if topic["error_code"] != 0
+            or not topic["partitions"]
+            or any(p["leader"] < 0 or p["error_code"] != 0 for p in topic["partitions"])
+        ]
+        if not waiting:
+            return
+        if loop.time() > deadline:
+            raise InfraError(
+                f"topics created but without a leader after {LEADERS_WAIT_S:.0f} s: "
+                + ", ".join(sorted(waiting))
+            )
+        await asyncio.sleep(0.1)  # the controller's election: no event to await from here
 
 
 async def _check_partitions(admin: AIOKafkaAdminClient, declared: list[TopicDecl]) -> None:
