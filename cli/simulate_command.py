@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from consumers import event_loop
 from consumers.auth import AuthError
 from consumers.db import MigrationError, migrate
 from consumers.until_stopped import Stop
@@ -33,6 +34,7 @@ from simulator.session import Doors, Simulation
 EXIT_UNREACHABLE = 1
 EXIT_BROKEN = 3
 CONNECT_WAIT_S = 60.0
+STOP_GRACE_S = 10.0
 
 
 def storm_of(text: str) -> Storm:
@@ -86,16 +88,22 @@ def simulate(args: argparse.Namespace, settings: Settings, say: Say) -> int:
     except (OSError, TimeoutError, asyncpg.PostgresError, AuthError, MigrationError) as exc:
         say(f"dispatch simulate: cannot make the demo principals: {type(exc).__name__}: {exc}")
         return EXIT_UNREACHABLE
-    return asyncio.run(_until_stopped(_run(args, settings, zone, principals, say)))
+    return event_loop.run(_until_stopped(_run(args, settings, zone, principals, say)))
 
 
 async def _until_stopped(run: Coroutine[Any, Any, int]) -> int:
-    """Run the simulation; SIGINT or SIGTERM end it early, with its units and clients closed
-    (exit 0: `dispatch run` stops its simulator so)."""
+    """Run the simulation; SIGINT or SIGTERM end it early (exit 0: `dispatch run` stops its
+    simulator so). Its units get STOP_GRACE_S to close their connections; then it exits
+    whatever they are doing (a Ctrl-C of `dispatch run` must not wait on the demo)."""
     stop = Stop()
     task = asyncio.create_task(run)
-    if await stop.unless_requested(task):
+    requested = asyncio.create_task(stop.requested.wait())
+    done, _ = await asyncio.wait({task, requested}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        requested.cancel()
         return task.result()
+    task.cancel()
+    await asyncio.wait({task}, timeout=STOP_GRACE_S)
     return 0
 
 
