@@ -26,14 +26,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import multiprocessing
 import os
+import queue
 import random
 import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,11 +44,13 @@ from typing import Any
 
 import asyncpg
 import psutil
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from consumers.db import migrate
 from consumers.sink.reading import catalog_topics, sink_records
 from consumers.sink.service import Committed, Sink, collect_less
+from consumers.sink.writer import WriteResult
 from dispatch.events import (
     ALARMS_CLASSIFIED,
     TOPICS,
@@ -453,15 +458,187 @@ async def _paced(
         await producer.stop()
 
 
+# -- several sink processes in one group -------------------------------------------------------
+
+
+def fleet_sink(
+    index: int,
+    bootstrap: str,
+    url: str,
+    schema: str,
+    topics: dict[str, str],
+    group_id: str,
+    batch_max: int,
+    go: Any,
+    stop: Any,
+    out: Any,
+) -> None:
+    """Run one sink of a fleet in this (spawned) process, as `python -m consumers.sink` runs
+    it (GC tuned, its own pool of 4); put ("ready", index, pid), then one ("commit", index,
+    at, kafka records, events, lag) per batch, then ("done", index, rows written) on out."""
+    collect_less()
+    asyncio.run(_fleet_sink(index, bootstrap, url, schema, topics, group_id, batch_max, go,
+                            stop, out))  # fmt: skip
+
+
+async def _fleet_sink(
+    index: int,
+    bootstrap: str,
+    url: str,
+    schema: str,
+    topics: dict[str, str],
+    group_id: str,
+    batch_max: int,
+    go: Any,
+    stop: Any,
+    out: Any,
+) -> None:
+    zone = load_zone(default_zone_path())
+    pool = await asyncpg.create_pool(
+        url, min_size=1, max_size=4, server_settings={"search_path": schema}
+    )
+
+    def report(done: Committed) -> None:
+        out.put(("commit", index, done.at, done.kafka_records, done.result.records,
+                 done.oldest_delay_s))  # fmt: skip
+
+    sink = Sink(
+        bootstrap=bootstrap, pool=pool, zone=zone,
+        topics={name: TOPICS[catalog] for catalog, name in topics.items()},
+        group_id=group_id, batch_max=batch_max, on_commit=report,
+    )  # fmt: skip
+    out.put(("ready", index, os.getpid()))
+    await asyncio.to_thread(go.wait)
+    await sink.start()
+    await asyncio.to_thread(stop.wait)
+    await sink.stop()
+    await pool.close()
+    out.put(("done", index, dataclasses.asdict(sink.status.written)))
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """One batch a process of a fleet committed (or tried to: a commit refused after a
+    rebalance is reported too, and its records read again by the partition's new owner)."""
+
+    sink: int
+    at: float
+    kafka_records: int
+    events: int
+    oldest_delay_s: float
+
+
+class Fleet:
+    """N sink processes (spawned, each a real consumers.sink.service.Sink) in one consumer
+    group on fresh topics and a fresh schema, with every commit each of them made."""
+
+    def __init__(self, n: int, bootstrap: str, url: str, where: Fresh, batch_max: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._go, self._stop, self._out = context.Event(), context.Event(), context.Queue()
+        self.group_id = f"bench-sink-{uuid.uuid4().hex[:8]}"
+        self._bootstrap, self._where = bootstrap, where
+        self.processes = [
+            context.Process(
+                target=fleet_sink,
+                args=(
+                    i,
+                    bootstrap,
+                    url,
+                    where.schema,
+                    where.topics,
+                    self.group_id,
+                    batch_max,
+                    self._go,
+                    self._stop,
+                    self._out,
+                ),
+            )
+            for i in range(n)
+        ]
+        self.pids: list[int] = []
+        self.commits: list[Commit] = []
+        self.written = WriteResult()
+        self._done = 0
+        self._heard = asyncio.Condition()
+        self._listener: asyncio.Task[None] | None = None
+
+    async def prepare(self) -> None:
+        """Spawn the processes and wait until each has its pool open and its sink built."""
+        for process in self.processes:
+            process.start()
+        self._listener = asyncio.create_task(self._listen())
+        await self._wait(lambda: len(self.pids) == len(self.processes))
+
+    def go(self) -> None:
+        """Start every sink at once (each joins the group and reads)."""
+        self._go.set()
+
+    async def stop(self) -> None:
+        """Stop every sink (each leaves the group), gather what each wrote, end the processes."""
+        self._stop.set()
+        await self._wait(lambda: self._done == len(self.processes))
+        if self._listener is not None:
+            self._listener.cancel()
+        for process in self.processes:
+            await asyncio.to_thread(process.join)
+
+    async def wait_commits(self, count: int, since: int = 0) -> None:
+        """Wait until the fleet has reported count commits after the first since."""
+        await self._wait(lambda: len(self.commits) - since >= count)
+
+    async def until_stored(self, partitions: int) -> None:
+        """Wait until the group's committed offsets reach the end of every partition."""
+        names = list(self._where.topics.values())
+        tps = [TopicPartition(name, p) for name in names for p in range(partitions)]
+        reader = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        await reader.start()
+        await admin.start()
+        try:
+            end = await reader.end_offsets(tps)
+            started = time.perf_counter()
+            while True:
+                held = await admin.list_consumer_group_offsets(self.group_id)
+                if all(tp in held and held[tp].offset >= end[tp] for tp in tps if end[tp]):
+                    return
+                if time.perf_counter() - started > GUARD_S:
+                    raise TimeoutError("the fleet did not store every record")
+                await asyncio.sleep(0.1)
+        finally:
+            await admin.close()
+            await reader.stop()
+
+    async def _wait(self, done: Callable[[], bool]) -> None:
+        async with self._heard:
+            await asyncio.wait_for(self._heard.wait_for(done), GUARD_S)
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                message = await asyncio.to_thread(self._out.get, True, 0.5)
+            except queue.Empty:
+                continue
+            kind, index, *rest = message
+            if kind == "ready":
+                self.pids.append(rest[0])
+            elif kind == "commit":
+                self.commits.append(Commit(index, *rest))
+            else:
+                self.written.add(WriteResult(**rest[0]))
+                self._done += 1
+            async with self._heard:
+                self._heard.notify_all()
+
+
 # -- CPU ---------------------------------------------------------------------------------------
 
 
-def cpu_seconds(state: Path) -> dict[str, float]:
-    """Return the CPU seconds so far of this process (the sink's), of the stack's PostgreSQL
-    (server and backends) and of its Kafka broker: on a shared two-core machine the CPU spent
-    per event says more than the wall clock."""
+def cpu_seconds(state: Path, sinks: Sequence[int] = ()) -> dict[str, float]:
+    """Return the CPU seconds so far of the sink (this process, else the sink processes of
+    these ids), of the stack's PostgreSQL (server and backends) and of its Kafka broker: on a
+    shared two-core machine the CPU spent per event says more than the wall clock."""
     groups: dict[str, list[psutil.Process]] = {
-        "sink": [psutil.Process()],
+        "sink": [psutil.Process(pid) for pid in sinks] or [psutil.Process()],
         "postgres": [],
         "kafka": [],
     }
@@ -515,59 +692,150 @@ def rate_between(commits: list[Committed]) -> tuple[float, int, float]:
 
 
 async def backlog(args: argparse.Namespace, settings: Any, zone: Zone) -> None:
-    """Measure the sink on a backlog, and the baselines on the same records and rows."""
+    """Measure the sink (one process, then each --sinks count) on a backlog, and the baselines
+    on the same records and rows."""
     bootstrap, url = settings.bootstrap_servers, stack.postgres_url(settings)
-    where = await fresh(bootstrap, url, settings.kafka_partitions)
     mix = Mix(seed=1, new_share=args.new_share, partitions=settings.kafka_partitions)
     per_alarm = 2 + (1 - args.new_share) + args.new_share * 11.2
     count = max(1, int(args.events / per_alarm))
     alarms = mix.alarms(count, datetime.now(UTC) - timedelta(days=1), 0.01)
     events = event_count(alarms)
     records = mix.records(alarms)
-    print(f"backlog: {count} alarms, {events} events in {len(records)} Kafka records; writing")
-    await write_all(bootstrap, where.topics, records)
-    state = settings.state_dir
-    run = Run(bootstrap, url, where, zone, args.batch_max)
+    print(f"backlog: {count} alarms, {events} events in {len(records)} Kafka records")
     said = [load()]
+    lines: list[tuple[str, int, float, str]] = []
+    notes: list[str] = []
+    schemas: dict[str, str] = {}
+    first: Fresh | None = None
+    for n in args.sinks:
+        # Each count on topics and a schema of its own, written with the very same records.
+        where = await fresh(bootstrap, url, settings.kafka_partitions)
+        first = first or where
+        await write_all(bootstrap, where.topics, records)
+        label = "1 process" if n == 1 else f"{n} processes"
+        schemas[label] = where.schema
+        if n == 1:
+            line, note = await one_backlog(args, settings, zone, where, events, len(records))
+        else:
+            line, note = await fleet_backlog(args, settings, n, where, events, len(records))
+        lines.append(line)
+        notes.append(note)
+    assert first is not None
+    state = settings.state_dir
     cpu_before = cpu_seconds(state)
-    sink = await run.start()
-    try:
-        await run.until_read(len(records))
-        # Before the pool closes: a backend's CPU leaves with it.
-        cpu_sink = cpu_per_thousand(cpu_before, cpu_seconds(state), events)
-    finally:
-        await run.stop()
-    _per_s, counted, seconds = rate_between(run.commits)
-    written = sink.status.written
-    cpu_before = cpu_seconds(state)
-    decode_s, decoded = await asyncio.to_thread(decode_baseline, bootstrap, where.topics)
+    decode_s, decoded = await asyncio.to_thread(decode_baseline, bootstrap, first.topics)
     cpu_decode = cpu_per_thousand(cpu_before, cpu_seconds(state), events)
-    copy_s, rows, cpu_copy = await copy_baseline(url, where.schema, state, events)
+    copy_s, rows, cpu_copy = await copy_baseline(url, first.schema, state, events)
+    lines.append(("baseline: validation alone (no database)", decoded, decode_s, cpu_decode))
+    lines.append(("baseline: bare asyncpg COPY of the same rows", events, copy_s, cpu_copy))
     said.append(load())
     print(
         f"\nbacklog of {events} events ({len(records)} Kafka records), batch_max "
         f"{args.batch_max}; {said[0]} before, {said[1]} after"
     )
     print(
-        f"{'variant':<44} {'events':>9} {'seconds':>8} {'events/s':>10}   CPU ms per 1,000 "
+        f"{'variant':<48} {'events':>9} {'seconds':>8} {'events/s':>10}   CPU ms per 1,000 "
         "events (whole variant)"
     )
-    for name, n, took, cpu in (
-        ("sink (validate + write_records + commit)", counted, seconds, cpu_sink),
-        ("baseline: validation alone (no database)", decoded, decode_s, cpu_decode),
-        ("baseline: bare asyncpg COPY of the same rows", events, copy_s, cpu_copy),
-    ):
-        print(f"{name:<44} {n:>9} {took:>8.2f} {n / took:>10.0f}   {cpu}")
+    for name, n, took, cpu in lines:
+        print(f"{name:<48} {n:>9} {took:>8.2f} {n / took:>10.0f}   {cpu}")
+    for note in notes:
+        print(note)
+    counts = {label: await table_rows(url, schema) for label, schema in schemas.items()}
+    for label, counted in counts.items():
+        print(f"rows in the tables, sink {label}: " + ", ".join(
+            f"{table.removeprefix('record_')} {n}" for table, n in counted.items()))  # fmt: skip
+    same = len({tuple(c.values()) for c in counts.values()}) == 1
     print(
-        f"sink batches {len(run.commits)}, rows written: alarms {written.alarms}, incidents "
-        f"{written.incidents}, events {written.events}, units {written.units}, positions "
-        f"{written.positions}, dead letters {written.dead_letters}, skipped {written.skipped}; "
-        f"rows copied {rows}"
-    )  # fmt: skip
+        f"rows copied by the baseline {rows}; the same rows for every sink count: "
+        f"{'yes' if same else 'NO'}"
+    )
 
 
-async def paced(args: argparse.Namespace, settings: Any, zone: Zone, rate: float) -> None:
-    """Measure the sink's lag while alarms flow at a rate, written by a process of its own."""
+async def one_backlog(
+    args: argparse.Namespace, settings: Any, zone: Zone, where: Fresh, events: int, records: int
+) -> tuple[tuple[str, int, float, str], str]:
+    """One sink in this process reads the backlog: its table line and what it wrote."""
+    bootstrap, url = settings.bootstrap_servers, stack.postgres_url(settings)
+    state = settings.state_dir
+    run = Run(bootstrap, url, where, zone, args.batch_max)
+    cpu_before = cpu_seconds(state)
+    sink = await run.start()
+    try:
+        await run.until_read(records)
+        # Before the pool closes: a backend's CPU leaves with it.
+        cpu_sink = cpu_per_thousand(cpu_before, cpu_seconds(state), events)
+    finally:
+        await run.stop()
+    _per_s, counted, seconds = rate_between(run.commits)
+    line = ("sink, 1 process (validate + write + commit)", counted, seconds, cpu_sink)
+    return line, f"sink, 1 process: {len(run.commits)} batches, {written(sink.status.written)}"
+
+
+async def fleet_backlog(
+    args: argparse.Namespace, settings: Any, n: int, where: Fresh, events: int, records: int
+) -> tuple[tuple[str, int, float, str], str]:
+    """N sink processes in one group read the backlog: the table line (events/s from the
+    first commit of any to the last of all) and the rate once every process had committed."""
+    bootstrap, url = settings.bootstrap_servers, stack.postgres_url(settings)
+    state = settings.state_dir
+    fleet = Fleet(n, bootstrap, url, where, args.batch_max)
+    await fleet.prepare()
+    try:
+        cpu_before = cpu_seconds(state, fleet.pids)
+        fleet.go()
+        await fleet.until_stored(settings.kafka_partitions)
+        cpu_sink = cpu_per_thousand(cpu_before, cpu_seconds(state, fleet.pids), events)
+    finally:
+        await fleet.stop()
+    commits = sorted(fleet.commits, key=lambda c: c.at)
+    # The first batch's events are not counted: its reading started before the clock.
+    counted = events - commits[0].events
+    seconds = commits[-1].at - commits[0].at
+    line = (f"sink, {n} processes in one group", counted, seconds, cpu_sink)
+    firsts = {c.sink: c.at for c in reversed(commits)}
+    all_in = max(firsts.values())
+    later = [c for c in commits if c.at > all_in]
+    steady = sum(c.events for c in later)
+    span = commits[-1].at - all_in
+    read = sum(c.kafka_records for c in commits)
+    per = ", ".join(
+        f"#{i} {sum(1 for c in commits if c.sink == i)} batches "
+        f"{sum(c.events for c in commits if c.sink == i)} events"
+        for i in range(n)
+    )
+    note = (
+        f"sink, {n} processes: {per}; {read - records} Kafka records read twice (a rebalance); "
+        f"{len(firsts)} of {n} committed, the last first commit "
+        f"{all_in - commits[0].at:.2f} s after the first: from then {steady} events in "
+        f"{span:.2f} s = {steady / span if span > 0 else float('nan'):.0f} events/s; "
+        f"{written(fleet.written)}"
+    )
+    return line, note
+
+
+def written(result: WriteResult) -> str:
+    """Return the rows a sink's writes added or changed, table by table."""
+    return (
+        f"rows written: alarms {result.alarms}, incidents {result.incidents}, events "
+        f"{result.events}, units {result.units}, positions {result.positions}, dead letters "
+        f"{result.dead_letters}, skipped {result.skipped}"
+    )
+
+
+async def table_rows(url: str, schema: str) -> dict[str, int]:
+    """Return how many rows each record table of the schema holds (every table is keyed by
+    its event's id, so a record written twice is one row)."""
+    conn = await asyncpg.connect(url)
+    try:
+        return {t: await conn.fetchval(f'SELECT count(*) FROM "{schema}".{t}') for t in TABLES}  # noqa: S608
+    finally:
+        await conn.close()
+
+
+async def paced(args: argparse.Namespace, settings: Any, zone: Zone, rate: float, n: int) -> None:
+    """Measure the lag of n sink processes (1: in this process) while alarms flow at a rate,
+    written by a process of their own."""
     bootstrap, url = settings.bootstrap_servers, stack.postgres_url(settings)
     where = await fresh(bootstrap, url, settings.kafka_partitions)
     context = multiprocessing.get_context("spawn")
@@ -578,33 +846,47 @@ async def paced(args: argparse.Namespace, settings: Any, zone: Zone, rate: float
               settings.kafka_partitions, ready, go, done),
     )  # fmt: skip
     producer.start()
-    run = Run(bootstrap, url, where, zone, args.batch_max)
-    await run.start()
+    run = Run(bootstrap, url, where, zone, args.batch_max) if n == 1 else None
+    fleet = Fleet(n, bootstrap, url, where, args.batch_max) if n > 1 else None
     try:
         print(f"\npaced: building {int(rate * args.duration)} alarms in the producer")
+        if run is not None:
+            await run.start()
+        if fleet is not None:
+            await fleet.prepare()
+            fleet.go()
         await asyncio.to_thread(ready.wait)
-        # One record first: once it is committed the sink has joined its group and the lags
-        # measured are the sink's, not the join's.
-        warm_up = UnitStatus(
-            event_id=uuid.uuid4(), unit_id="warm-up", status=UnitAvailability.OFF_DUTY,
-            reported_at=datetime.now(UTC),
-        )  # fmt: skip
-        await write_all(
-            bootstrap, where.topics, [("units.status", None, b"warm-up", encode(warm_up))]
-        )
-        await run.until_read(1)
-        run.commits.clear()
+        # Warm-up records first: once committed the sinks have joined their group and the
+        # lags measured are the sinks', not the join's.
+        if run is not None:
+            await write_all(bootstrap, where.topics, [warm_up(0)])
+            await run.until_read(1)
+            run.commits.clear()
+        if fleet is not None:
+            await settle(fleet, bootstrap, where, settings.kafka_partitions)
+            fleet.commits.clear()
         go.set()
         records, events, last_sent = await asyncio.to_thread(done.get)
-        await run.until_read(records + 1)
+        if run is not None:
+            await run.until_read(records + 1)
+        if fleet is not None:
+            await fleet.until_stored(settings.kafka_partitions)
     finally:
-        await run.stop()
+        if run is not None:
+            await run.stop()
+        if fleet is not None:
+            await fleet.stop()
         producer.join()
-    lags = [c.oldest_delay_s for c in run.commits]
-    stored_after = run.commits[-1].at - last_sent
-    span = run.commits[-1].at - (last_sent - args.duration)
+    if run is not None:
+        lags, last = [c.oldest_delay_s for c in run.commits], run.commits[-1].at
+    else:
+        assert fleet is not None
+        lags, last = [c.oldest_delay_s for c in fleet.commits], max(c.at for c in fleet.commits)
+    stored_after = last - last_sent
+    span = last - (last_sent - args.duration)
+    sinks = "1 sink process" if n == 1 else f"{n} sink processes in one group"
     print(
-        f"paced: {rate:.0f} alarms/s for {args.duration:.0f} s = {events} events in "
+        f"paced, {sinks}: {rate:.0f} alarms/s for {args.duration:.0f} s = {events} events in "
         f"{records} Kafka records ({events / args.duration:.0f} events/s offered), "
         f"batch_max {args.batch_max}; {load()} at the end"
     )
@@ -619,6 +901,31 @@ async def paced(args: argparse.Namespace, settings: Any, zone: Zone, rate: float
     )
 
 
+def warm_up(partition: int) -> tuple[str, int | None, bytes, bytes]:
+    """Return a units.status record for one partition, written before the load."""
+    status = UnitStatus(
+        event_id=uuid.uuid4(), unit_id=f"warm-up-{partition}", status=UnitAvailability.OFF_DUTY,
+        reported_at=datetime.now(UTC),
+    )  # fmt: skip
+    return ("units.status", partition, status.unit_id.encode(), encode(status))
+
+
+async def settle(fleet: Fleet, bootstrap: str, where: Fresh, partitions: int) -> None:
+    """Write a warm-up record to every partition, round after round, until every process of
+    the fleet committed one in the same round: the group has settled (each holds partitions)."""
+    everyone = set(range(len(fleet.processes)))
+    for _ in range(30):
+        since = len(fleet.commits)
+        await write_all(bootstrap, where.topics, [warm_up(p) for p in range(partitions)])
+        await fleet.until_stored(partitions)
+        # The admin client may see the commit before its report comes through the queue.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(fleet.wait_commits(len(everyone), since), 5.0)
+        if {c.sink for c in fleet.commits[since:]} == everyone:
+            return
+    raise RuntimeError("the fleet's group did not settle")
+
+
 def main() -> int:
     """Start a stack of the benchmark's own, run both measurements, print the figures."""
     parser = argparse.ArgumentParser(prog="python -m bench.sink", description=__doc__)
@@ -629,8 +936,14 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--new-share", type=float, default=0.2, help="alarms opening an incident")
     parser.add_argument("--batch-max", type=int, default=5000)
+    parser.add_argument(
+        "--sinks", type=int, nargs="+", default=[1],
+        help="sink processes in one group, each count measured (1: in this process)",
+    )  # fmt: skip
     parser.add_argument("--skip", choices=("backlog", "paced"), default=None)
     args = parser.parse_args()
+    if any(n < 1 for n in args.sinks):
+        parser.error("--sinks: each count must be 1 or more")
     state = Path(tempfile.mkdtemp(prefix="bench-sink-"))
     settings = stack.private_settings(state)
     stack.up(settings, print)
@@ -641,7 +954,8 @@ def main() -> int:
             asyncio.run(backlog(args, settings, zone))
         if args.skip != "paced":
             for rate in args.rate:
-                asyncio.run(paced(args, settings, zone, rate))
+                for n in args.sinks:
+                    asyncio.run(paced(args, settings, zone, rate, n))
     finally:
         stack.down(settings, print)
     return 0
