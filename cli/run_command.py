@@ -55,7 +55,8 @@ def register(sub: Any) -> None:
         type=int,
         choices=range(1, 9),
         metavar="N",
-        help="worker processes for each of the classify and merge stages (1-8; route: one)",
+        help="worker processes for each stream stage (1-8); each route worker runs a reserve "
+        "worker beside it",
     )
     parser.add_argument(
         "--no-simulator",
@@ -72,12 +73,6 @@ def register(sub: Any) -> None:
     parser.set_defaults(handler=run_system)
 
 
-def stage_workers(settings: Settings, stage: str) -> int:
-    """Return how many worker processes a stage gets: `stream_workers`, but one for route
-    (two route workers could give one unit two jobs: docs/scaling.md)."""
-    return 1 if stage == "route" else settings.stream_workers
-
-
 def services(settings: Settings) -> list[ServiceSpec]:
     """Return the services `dispatch run` starts, with their readiness probes."""
     host = settings.gateway_host
@@ -85,7 +80,7 @@ def services(settings: Settings) -> list[ServiceSpec]:
     specs = []
     extra_port = settings.stream_probe_port + EXTRA_WORKER_PORTS
     for n, stage in enumerate(STAGES):
-        for k in range(1, stage_workers(settings, stage) + 1):
+        for k in range(1, settings.stream_workers + 1):
             if k == 1:
                 port = settings.stream_probe_port + n
             else:

@@ -27,6 +27,7 @@ from infra.topics import TopicDecl, ensure_topics
 from streams.classify import classify_stage, merge_stage
 from streams.dead_letters import dead_letter_for
 from streams.partitioner import keyed_partitioner
+from streams.reserve import reserve_stage
 from streams.route import route_stage
 from streams.tables import ChangelogTable
 from streams.units_board import UnitBoard
@@ -221,6 +222,14 @@ def build_pipeline(
                     routing=routing or policy.routing,
                     lifecycle=lifecycle or policy.lifecycle,
                     tick_interval_s=tick_interval_s,
+                )
+            )
+            # The units' single writer runs beside route: route's jobs reach units through it.
+            specs.append(
+                reserve_stage(
+                    group_id=stage_group_id("reserve", base=app_id),
+                    prefix=prefix,
+                    partitions=partitions,
                 )
             )
     producer = new_producer(settings)

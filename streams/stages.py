@@ -10,6 +10,7 @@ very same handlers from bare aiokafka loops, so the two are compared on identica
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import deque
 from collections.abc import Callable, MutableMapping
@@ -27,8 +28,12 @@ from dispatch.events import (
     DISPATCH_ASSIGNMENTS,
     DISPATCH_TICKS,
     INCIDENTS_STATE,
+    RESPONSES_EVENTS,
+    UNITS_RESERVATIONS,
     UNITS_STATUS,
+    AssignmentKind,
     ClassifiedAlarm,
+    CommanderAction,
     CommanderCommand,
     CommandOutcome,
     CommandResult,
@@ -40,6 +45,8 @@ from dispatch.events import (
     InvalidEvent,
     LocatedAlarm,
     RawAlarm,
+    Reservation,
+    ResponseAction,
     ResponseEvent,
     TopicSpec,
     UnitAvailability,
@@ -47,8 +54,10 @@ from dispatch.events import (
     decode,
     encode,
     key_of,
+    reservation_for,
 )
 from dispatch.events.assignments import EXCERPT_CHARS
+from dispatch.events.reservations import RESERVATION_NAMESPACE
 from dispatch.lifecycle import (
     CommandRejected,
     Effects,
@@ -83,6 +92,12 @@ ALARM_MEMORY = timedelta(days=1)
 # had closed.
 TAKEN = b"taken"
 TAKEN_BACK = b"sent-back"
+
+# Commands that send the unit they name: the commander's choice goes whatever holds the unit.
+COMMANDER_SENDS = frozenset({CommanderAction.ASSIGN, CommanderAction.REASSIGN})
+# What the reserve stage decided about a job that needs its unit to itself.
+GRANTED = b"granted"
+REFUSED = b"refused:"
 
 # A table of a stage: a Faust table in the worker, a dict in the benchmark's bare loops.
 Table = MutableMapping[bytes, Any]
@@ -310,12 +325,15 @@ class Router:
         command = decoded(CommanderCommand, record, out, stage="route")
         if command is None:
             return
+        # The unit a commander names is sent whatever other incident holds it.
+        chosen = command.unit_id if command.action in COMMANDER_SENDS else None
         refusal = self._change(
             record,
             out,
             now,
             command.incident_id,
-            lambda i: apply_command(
+            forced=frozenset({chosen} if chosen else ()),
+            change=lambda i: apply_command(
                 i,
                 command,
                 policy=self.lifecycle,
@@ -366,6 +384,7 @@ class Router:
         change: Callable[[Incident], Effects],
         *,
         missing_ok: bool = False,
+        forced: frozenset[str] = frozenset(),
     ) -> str | None:
         # Responses, ticks and commands share one shape: load, apply, maybe re-route, publish.
         # Returns why the record was refused (and dead-lettered), or None.
@@ -385,7 +404,7 @@ class Router:
         if effects.reroute:
             effects = self._dispatch_more(effects, now)
         if effects.incident != incident or effects.state_changes or effects.assignments:
-            self._publish(key, effects, out)
+            self._publish(key, effects, out, forced=forced)
         return None
 
     def _dispatch_more(self, effects: Effects, now: datetime) -> Effects:
@@ -398,18 +417,29 @@ class Router:
         )
         return effects.then(planned)
 
-    def _publish(self, key: bytes, effects: Effects, out: Outbox) -> None:
+    def _publish(
+        self, key: bytes, effects: Effects, out: Outbox, *, forced: frozenset[str] = frozenset()
+    ) -> None:
         incident = effects.incident
         self.incidents[key] = incident.model_dump_json().encode()
         if incident.deadlines:
             self.deadlines[key] = min(d.due_at for d in incident.deadlines).isoformat().encode()
         elif self.deadlines.get(key) is not None:
             del self.deadlines[key]
-        for assignment in effects.assignments:
-            out.send(DISPATCH_ASSIGNMENTS, assignment.unit_id.encode(), encode(assignment))
         # A stand-down frees its unit, a job holds it; freed first, so a unit taken off one
         # job and sent on another by one decision ends assigned.
         freed = set(effects.freed_units)
+        holding = set(assigned_units(effects))
+        for assignment in effects.assignments:
+            # Every job, alert and notice goes by the unit's single writer (the reserve
+            # stage), which holds a unit for one incident at a time.
+            reservation = reservation_for(
+                assignment,
+                holds=assignment.kind is AssignmentKind.ASSIGNMENT,
+                force=assignment.unit_id in forced,
+                releases=assignment.withdraws is not None and assignment.unit_id in freed - holding,
+            )
+            out.send(UNITS_RESERVATIONS, assignment.unit_id.encode(), encode(reservation))
         for down in effects.assignments:
             if down.withdraws is not None and down.unit_id in freed:
                 self._mark_assigned(
@@ -453,6 +483,109 @@ class Router:
             if now_held is None or now_held.availability is not status:
                 return  # a later job of this worker holds it: it stays assigned
         out.send(UNITS_STATUS, unit_id.encode(), encode(report))
+
+
+@dataclass
+class Reserver:
+    """Stage 3: hold each unit for one incident at a time, and pass its jobs on to it.
+
+    `units.reservations` (route's jobs, notices and releases) and `units.status` (the units'
+    own reports) are both keyed by unit id and co-partitioned, so the worker that owns a
+    unit's partition is the only one to decide about it, whichever route worker owns the
+    incidents. `holds` has, per unit held, the incident holding it and since when; `decisions`
+    what became of each job that asked for its unit, so that a replay decides the same.
+    """
+
+    holds: Table
+    decisions: ChangelogTable
+    memory: timedelta = ALARM_MEMORY
+    # When each decision was made here, oldest first, for forget_old_decisions.
+    _decided_order: deque[tuple[datetime, bytes]] = field(default_factory=deque)
+
+    def reservation(self, record: Any, out: Outbox, now: datetime) -> None:
+        """Handle one `units.reservations` record: pass its job on, or refuse it when another
+        incident holds the unit; then let the unit go if the incident releases it."""
+        reservation = decoded(Reservation, record, out, stage="reserve")
+        if reservation is None:
+            return
+        key = reservation.unit_id.encode()
+        if reservation.holds:
+            holder = self._decide(reservation, record, now)
+            if holder is not None:
+                self._refuse(reservation, holder, out, now)
+                return
+        if reservation.job is not None:
+            out.send(DISPATCH_ASSIGNMENTS, key, encode(reservation.job))
+        if reservation.releases and self._holder(key) == str(reservation.incident_id):
+            del self.holds[key]
+
+    def status(self, record: Any, out: Outbox, now: datetime) -> None:
+        """Handle one `units.status` record: a unit that reports itself available after its
+        hold began is free for any incident. Reports that do not parse are the route stage's
+        to dead-letter (its unit board reads the same topic); here they change nothing."""
+        del out, now
+        try:
+            status = decode(UnitStatus, record.value if isinstance(record.value, bytes) else b"")
+        except InvalidEvent:
+            return
+        if status.presence or status.status is not UnitAvailability.AVAILABLE:
+            return
+        key = status.unit_id.encode()
+        stored = self.holds.get(key)
+        if stored is None:
+            return
+        since = datetime.fromisoformat(json.loads(stored)["since"])
+        if status.reported_at >= since:
+            del self.holds[key]
+
+    def forget_old_decisions(self, out: Outbox, now: datetime) -> None:
+        """Drop the decisions made longer ago than `memory` (the timer): a replay reaches back
+        seconds, and the table must not grow for ever."""
+        del out  # the deletions go out as the table's changelog records
+        while self._decided_order and now - self._decided_order[0][0] > self.memory:
+            _, key = self._decided_order.popleft()
+            if key in self.decisions:
+                del self.decisions[key]
+
+    def _holder(self, key: bytes) -> str | None:
+        stored = self.holds.get(key)
+        return None if stored is None else str(json.loads(stored)["incident_id"])
+
+    def _decide(self, reservation: Reservation, record: Any, now: datetime) -> str | None:
+        # Returns the incident that holds the unit when the job is refused, else None (and the
+        # unit is now this incident's).
+        decision_key = str(reservation.event_id).encode()
+        decided = self.decisions.get(decision_key)
+        if decided is not None:
+            return None if decided == GRANTED else decided.removeprefix(REFUSED).decode()
+        key = reservation.unit_id.encode()
+        holder = self._holder(key)
+        incident = str(reservation.incident_id)
+        if holder is None or holder == incident or reservation.force:
+            hold = {"incident_id": incident, "since": reservation.at.isoformat()}
+            self.holds[key] = json.dumps(hold).encode()
+            verdict = GRANTED
+        else:
+            verdict = REFUSED + holder.encode()
+        # Kept on the unit's partition, with its hold, whatever the key hashes to.
+        self.decisions.put(decision_key, verdict, partition=record.partition)
+        self._decided_order.append((now, decision_key))
+        return None if verdict == GRANTED else holder
+
+    def _refuse(self, reservation: Reservation, holder: str, out: Outbox, now: datetime) -> None:
+        job = reservation.job
+        assert job is not None  # a reservation that holds carries its job (validated)
+        refusal = ResponseEvent(
+            event_id=uuid.uuid5(RESERVATION_NAMESPACE, f"{job.assignment_id}:taken"),
+            assignment_id=job.assignment_id,
+            incident_id=job.incident_id,
+            unit_id=job.unit_id,
+            action=ResponseAction.TAKEN,
+            occurred_at=now,
+            reason=f"{job.unit_id} was on incident {holder} first",
+            actor=SYSTEM,
+        )
+        out.send(RESPONSES_EVENTS, str(job.incident_id).encode(), encode(refusal))
 
 
 def _taken_key(alarm: ClassifiedAlarm) -> bytes:

@@ -30,7 +30,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from consumers import metrics
 from consumers.kafka_client import kafka_options
 from consumers.until_stopped import stop_part
-from dispatch.events import ALARMS_DLQ, DISPATCH_ASSIGNMENTS, INCIDENTS_STATE
+from dispatch.events import ALARMS_DLQ, DISPATCH_ASSIGNMENTS, INCIDENTS_STATE, RESPONSES_EVENTS
 from streams.batching import BATCH_MAX, Handler, frame_writes, run_batch, send_writes
 from streams.restore import restore_tables
 from streams.stages import Outbox, Queued
@@ -377,13 +377,17 @@ class StageWorker:
 
 
 def _count_writes(stage: str, out: Queued) -> None:
-    """Count what a batch wrote, once Kafka acknowledged it: dead letters, and the route
-    stage's decisions (each incident state it entered, each assignment it sent)."""
+    """Count what a batch wrote, once Kafka acknowledged it: dead letters, and the routing
+    decisions (each incident state entered, each assignment sent, each job refused because
+    another incident held its unit)."""
     for topic, _key, value in out.records:
         if topic.name == ALARMS_DLQ.name:
             metrics.STAGE_DEAD_LETTERS.labels(stage=stage).inc()
         elif topic.name == DISPATCH_ASSIGNMENTS.name:
             metrics.ROUTE_DECISIONS.labels(decision="assignment").inc()
+        elif topic.name == RESPONSES_EVENTS.name:
+            # Only the reserve stage writes here: a job refused, its unit held elsewhere.
+            metrics.ROUTE_DECISIONS.labels(decision="taken").inc()
         elif topic.name == INCIDENTS_STATE.name:
             state = _state_of(value)
             metrics.ROUTE_DECISIONS.labels(decision=f"state:{state}").inc()

@@ -41,6 +41,7 @@ from dispatch.events.catalog import (
     RESPONSES_EVENTS,
     ROOT_FIELD,
     TOPICS,
+    UNITS_RESERVATIONS,
     UNITS_STATUS,
     InvalidEvent,
     TopicSpec,
@@ -71,6 +72,7 @@ from dispatch.events.incidents import (
     Party,
     PartyState,
 )
+from dispatch.events.reservations import Reservation, reservation_for
 from dispatch.events.responses import ResponseAction, ResponseEvent
 from dispatch.events.ticks import DeadlineTick
 from dispatch.events.units import UnitAvailability, UnitStatus
@@ -91,6 +93,7 @@ __all__ = [
     "RESPONSES_EVENTS",
     "ROOT_FIELD",
     "TOPICS",
+    "UNITS_RESERVATIONS",
     "UNITS_STATUS",
     "AlarmText",
     "Assignment",
@@ -126,6 +129,7 @@ __all__ = [
     "Position",
     "Priority",
     "RawAlarm",
+    "Reservation",
     "ResponseAction",
     "ResponseEvent",
     "SensorKind",
@@ -141,5 +145,6 @@ __all__ = [
     "decode",
     "encode",
     "key_of",
+    "reservation_for",
     "spec_for",
 ]

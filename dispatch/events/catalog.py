@@ -15,6 +15,7 @@ from dispatch.events.base import EventModel
 from dispatch.events.commands import CommanderCommand, CommandOutcome
 from dispatch.events.dead_letters import MAX_FIELD_CHARS, MAX_REASON_CHARS, DeadLetter, FieldError
 from dispatch.events.incidents import IncidentStateChange
+from dispatch.events.reservations import Reservation
 from dispatch.events.responses import ResponseEvent
 from dispatch.events.ticks import DeadlineTick
 from dispatch.events.units import UnitStatus
@@ -117,6 +118,15 @@ UNITS_STATUS = TopicSpec(
     retention_days=None,
     description="Each unit's availability and position; compaction keeps the latest per unit.",
 )
+UNITS_RESERVATIONS = TopicSpec(
+    name="units.reservations",
+    model=Reservation,
+    key_field="unit_id",
+    compacted=False,
+    retention_days=1,
+    description="Internal: route's jobs and releases per unit, for the one writer that holds a "
+    "unit for one incident at a time and passes its jobs on to dispatch.assignments.",
+)
 INCIDENTS_STATE = TopicSpec(
     name="incidents.state",
     model=IncidentStateChange,
@@ -145,6 +155,7 @@ TOPICS: Mapping[str, TopicSpec[Any]] = MappingProxyType(
             DISPATCH_ASSIGNMENTS,
             RESPONSES_EVENTS,
             UNITS_STATUS,
+            UNITS_RESERVATIONS,
             INCIDENTS_STATE,
             ALARMS_DLQ,
             DISPATCH_TICKS,

@@ -54,6 +54,9 @@ class PartyState(StrEnum):
     DECLINED = "declined"
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
+    # Another incident held the unit when this job reached the unit's single writer: the job
+    # was never delivered (dispatch.events.reservations).
+    TAKEN = "taken"
 
 
 class Party(EventModel):

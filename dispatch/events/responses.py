@@ -21,6 +21,9 @@ class ResponseAction(StrEnum):
     EN_ROUTE = "en_route"
     ON_SCENE = "on_scene"
     RESOLVED = "resolved"
+    # Not a unit's: the reserve stage's refusal of a job whose unit another incident holds.
+    # The unit never saw the job; the incident routes again at once.
+    TAKEN = "taken"
 
 
 class ResponseEvent(EventModel):

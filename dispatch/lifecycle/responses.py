@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from dispatch.events import (
@@ -34,6 +35,7 @@ PARTY_STATE = {
     ResponseAction.EN_ROUTE: PartyState.EN_ROUTE,
     ResponseAction.ON_SCENE: PartyState.ON_SCENE,
     ResponseAction.RESOLVED: PartyState.RESOLVED,
+    ResponseAction.TAKEN: PartyState.TAKEN,
 }
 INCIDENT_STATE = {
     ResponseAction.ACCEPT: IncidentState.ACCEPTED,
@@ -78,6 +80,8 @@ def apply_response(incident: Incident, event: ResponseEvent) -> Effects:
     if incident.is_closed or party.state not in ACTIVE_PARTY_STATES:
         # Too late to matter (the job was cancelled, declined or timed out); remember it only.
         return Effects(incident.model_copy(update={"seen_event_ids": seen}))
+    if event.action is ResponseAction.TAKEN:
+        return _taken(incident, party, event, seen)
     at = event.occurred_at
     new_party = _updated_party(party, event.action, at)
     parties = tuple(new_party if p is party else p for p in incident.parties)
@@ -133,6 +137,22 @@ def apply_response(incident: Incident, event: ResponseEvent) -> Effects:
         )
         stand_downs = (*stand_downs, *declined.stand_downs)
     return Effects(updated, stand_downs, (change,), reroute=reroute, freed_units=told.freed_units)
+
+
+def _taken(
+    incident: Incident, party: Party, event: ResponseEvent, seen: tuple[uuid.UUID, ...]
+) -> Effects:
+    # Another incident held the unit when the job reached the unit's single writer: the unit
+    # never saw the job, so it is neither stood down nor freed (the other incident has it),
+    # and this incident routes again at once, without it.
+    parties = tuple(
+        p.model_copy(update={"state": PartyState.TAKEN}) if p is party else p
+        for p in incident.parties
+    )
+    updated = incident.model_copy(
+        update={"parties": parties, "seen_event_ids": seen, "deadlines": _without(incident, event)}
+    )
+    return Effects(updated, reroute=units_still_needed(updated) > 0)
 
 
 def _without(incident: Incident, event: ResponseEvent) -> tuple[Deadline, ...]:

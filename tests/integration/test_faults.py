@@ -86,10 +86,11 @@ def kill_for_good(service: str, survivor: str) -> Fault:
     return fault
 
 
-@pytest.mark.parametrize("stage", ["classify", "merge"])
+@pytest.mark.parametrize("stage", ["classify", "merge", "route"])
 async def test_one_of_two_stage_workers_killed_for_good_the_other_takes_over(stage: str) -> None:
     # Issue 14: several workers per stage; one host lost for good mid-load. The other worker
-    # takes its partitions (and, for merge, restores their tables from the changelogs).
+    # takes its partitions (and, for merge and route, restores their tables from the
+    # changelogs; for route, its units' reserve stage's too).
     report, outcome = await run_scenario(
         f"{stage} worker SIGKILL, one of two, kept down",
         kill_for_good(f"{stage} worker", f"{stage} worker 2"),

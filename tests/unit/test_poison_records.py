@@ -28,6 +28,7 @@ from dispatch.events import (
     ALARMS_DLQ,
     ALARMS_LOCATED,
     DISPATCH_ASSIGNMENTS,
+    UNITS_RESERVATIONS,
     DeadLetter,
     IncidentStateChange,
     RawAlarm,
@@ -41,11 +42,12 @@ from dispatch.settings import Settings
 from dispatch.zone import Zone
 from streams.batching import handle_each, open_bundles
 from streams.pipeline import load_zone_and_rules
-from streams.stages import Queued
+from streams.stages import Queued, Reserver
+from streams.tables import ChangelogTable
 from streams.units_board import UnitBoard
 from tests.poison import nasty_record
 from tests.unit.dispatch.test_events import example
-from tests.unit.streams.test_stages import NOW, Stages, classified_of, of, raw_at, record
+from tests.unit.streams.test_stages import NOW, Stages, classified_of, jobs_of, of, raw_at, record
 
 # Each example is cheap; enough of them to meet each kind of nastiness several times.
 PROPERTY = settings(
@@ -116,7 +118,30 @@ def test_route_survives_any_record_on_any_input(
     good = Queued()
     alarm = raw_at(SITE, "有人打架")
     stages.router.classified(record("alarms.classified", classified_of(stages, alarm)), good, NOW)
-    assert of(good, DISPATCH_ASSIGNMENTS)
+    assert jobs_of(good)
+
+
+@PROPERTY
+@given(topic=st.sampled_from(["units.reservations", "units.status"]), data=st.data())
+def test_reserve_survives_any_record_on_any_input(
+    topic: str, data: st.DataObject, zone_and_rules: tuple[Zone, Rules]
+) -> None:
+    stages = Stages(*zone_and_rules)
+    units = Reserver(
+        holds={}, decisions=ChangelogTable("unit-decisions", "t-unit-decisions", partitions=4)
+    )
+    bad = data.draw(nasty_record(topic))
+    handlers = {"units.reservations": units.reservation, "units.status": units.status}
+    out = run_stage(handlers[topic], topic, bad, "reserve")
+    assert internal_errors(out) == []
+    # The next good job still goes to its unit.
+    routed = Queued()
+    alarm = raw_at(SITE, "有人打架")
+    stages.router.classified(record("alarms.classified", classified_of(stages, alarm)), routed, NOW)
+    passed = Queued()
+    for value in of(routed, UNITS_RESERVATIONS):
+        units.reservation(record("units.reservations", value), passed, NOW)
+    assert of(passed, DISPATCH_ASSIGNMENTS) == jobs_of(routed)
 
 
 @PROPERTY

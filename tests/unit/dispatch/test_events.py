@@ -513,6 +513,7 @@ def test_catalog_keys_and_compaction() -> None:
         "dispatch.assignments": ("unit_id", False),
         "responses.events": ("incident_id", False),
         "units.status": ("unit_id", True),
+        "units.reservations": ("unit_id", False),
         "incidents.state": ("incident_id", False),
         "alarms.dlq": ("source_topic", False),
         "dispatch.ticks": ("incident_id", False),

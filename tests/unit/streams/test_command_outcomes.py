@@ -11,7 +11,6 @@ from dispatch.classify import Rules
 from dispatch.events import (
     ALARMS_DLQ,
     COMMANDER_OUTCOMES,
-    DISPATCH_ASSIGNMENTS,
     INCIDENTS_STATE,
     Assignment,
     CommanderAction,
@@ -28,7 +27,7 @@ from dispatch.settings import Settings
 from dispatch.zone import Zone
 from streams.pipeline import load_zone_and_rules
 from streams.stages import Queued
-from tests.unit.streams.test_stages import NOW, Stages, of, record, school_fight
+from tests.unit.streams.test_stages import NOW, Stages, jobs_of, of, record, school_fight
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +63,7 @@ def opened(zone_and_rules: tuple[Zone, Rules]) -> tuple[Stages, uuid.UUID, str]:
     stages = Stages(*zone_and_rules)
     alarm, officer = school_fight(zone_and_rules[0])
     out = stages.through(alarm)
-    job = decode(Assignment, of(out, DISPATCH_ASSIGNMENTS)[0])
+    job = decode(Assignment, jobs_of(out)[0])
     return stages, job.incident_id, officer
 
 
@@ -119,7 +118,7 @@ def test_sending_a_unit_the_zone_does_not_know_is_refused_and_changes_nothing(
     assert outcome.reason == "unit patrol-nowhere-9 is not a unit of the zone"
     assert (outcome.unit_id, outcome.from_unit_id) == ("patrol-nowhere-9", officer)
     assert stages.incidents == before
-    assert of(out, DISPATCH_ASSIGNMENTS) == []
+    assert jobs_of(out) == []
     assert of(out, INCIDENTS_STATE) == []
 
 

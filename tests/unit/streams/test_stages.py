@@ -14,9 +14,9 @@ from dispatch.events import (
     ALARMS_CLASSIFIED,
     ALARMS_DLQ,
     ALARMS_LOCATED,
-    DISPATCH_ASSIGNMENTS,
     DISPATCH_TICKS,
     INCIDENTS_STATE,
+    UNITS_RESERVATIONS,
     UNITS_STATUS,
     Assignment,
     CommanderAction,
@@ -25,6 +25,7 @@ from dispatch.events import (
     IncidentStateChange,
     PlaceType,
     RawAlarm,
+    Reservation,
     ResponseAction,
     ResponseEvent,
     SourceKind,
@@ -60,6 +61,12 @@ def record(topic: str, value: bytes, offset: int = 0, key: bytes = b"k") -> Any:
 
 def of(out: Queued, topic: TopicSpec[Any]) -> list[bytes]:
     return [value for spec, _, value in out.records if spec is topic]
+
+
+def jobs_of(out: Queued) -> list[bytes]:
+    """Return what route sent its units (by their single writer, `units.reservations`)."""
+    reservations = [decode(Reservation, value) for value in of(out, UNITS_RESERVATIONS)]
+    return [encode(r.job) for r in reservations if r.job is not None]
 
 
 class Stages:
@@ -125,7 +132,7 @@ def test_a_school_alarm_goes_through_all_three_handlers_to_the_school_officer(
     out = stages.through(alarm)
     # A fight at a school is P1: the school's officer leads and the nearest patrols (two for
     # a P1 fight) go too.
-    job, *backups = [decode(Assignment, v) for v in of(out, DISPATCH_ASSIGNMENTS)]
+    job, *backups = [decode(Assignment, v) for v in jobs_of(out)]
     assert job.unit_id == officer
     assert len(backups) == 2
     assert all(b.unit_id.startswith(("cd-patrol", "xh-patrol")) for b in backups)
@@ -149,7 +156,7 @@ def test_a_replayed_classified_record_gives_no_second_job(
     (classified,) = of(first, ALARMS_CLASSIFIED)
     again = Queued()
     stages.router.classified(record("alarms.classified", classified), again, NOW)
-    assert of(again, DISPATCH_ASSIGNMENTS) == []
+    assert jobs_of(again) == []
     assert of(again, UNITS_STATUS) == []
 
 
@@ -280,7 +287,7 @@ def test_an_alarm_after_its_incident_closed_opens_a_new_incident_once(
     opened = changes_of(routed)
     assert {c.incident_id for c in opened} == {provisional_incident_id(later.alarm_id)}
     assert [c.state for c in opened][:2] == ["classified", "dispatched"]
-    assert of(routed, DISPATCH_ASSIGNMENTS)
+    assert jobs_of(routed)
     # The next alarm of the storm joins the new incident: no second new one, no escalation.
     third = raw_at(place, "打架的人还没走", at=NOW + timedelta(minutes=2))
     merged = Queued()
@@ -296,14 +303,14 @@ def test_a_merged_alarm_that_reports_people_trapped_sends_what_the_incident_now_
     stages = Stages(*zone_and_rules)
     place = zone_and_rules[0].places_of_type(PlaceType.ENTERPRISE)[0].id
     first = stages.through(raw_at(place, "仓库冒烟了"))
-    sent = {decode(Assignment, v).unit_id for v in of(first, DISPATCH_ASSIGNMENTS)}
+    sent = {decode(Assignment, v).unit_id for v in jobs_of(first)}
     out = Queued()
     trapped = raw_at(place, "仓库着火了,有人被困在里面")
     stages.router.classified(record("alarms.classified", classified_of(stages, trapped)), out, NOW)
     merge = changes_of(out)[0]
     assert merge.state == "merged"
     assert merge.priority == "P1"
-    added = [decode(Assignment, v) for v in of(out, DISPATCH_ASSIGNMENTS)]
+    added = [decode(Assignment, v) for v in jobs_of(out)]
     # An ambulance now, and nobody sent twice.
     assert any(a.unit_id.startswith("med") for a in added), added
     assert not {a.unit_id for a in added if a.kind == "assignment"} & sent

@@ -8,7 +8,7 @@ export type IncidentState =
   | "merged";
 export type PartyState =
   | "dispatched" | "delivered" | "acked" | "accepted" | "en_route" | "on_scene" | "resolved"
-  | "declined" | "timed_out" | "cancelled";
+  | "declined" | "timed_out" | "cancelled" | "taken";
 export type Availability = "available" | "assigned" | "busy" | "off_duty";
 export type AssignmentKind = "assignment" | "mutual_aid_alert" | "stand_down" | "update";
 

@@ -264,7 +264,7 @@ class DeskPage {
 
   private row(alarmId: string, receivedAt: string, what: string, change: Progress | undefined): HTMLElement {
     const since = secondsSince(receivedAt);
-    const coming = (change?.parties ?? []).filter((p) => p.kind !== "stand_down" && p.state !== "cancelled" && p.state !== "declined" && p.state !== "timed_out");
+    const coming = (change?.parties ?? []).filter((p) => p.kind !== "stand_down" && p.state !== "cancelled" && p.state !== "declined" && p.state !== "timed_out" && p.state !== "taken");
     return h("article", { class: `alarm state-${change?.state ?? "received"}`, "data-alarm": alarmId, "data-incident": change?.incident_id, "data-state": change?.state ?? "received" },
       h("header", {},
         change ? h("span", { class: `prio prio-${change.priority}` }, change.priority) : null,

@@ -115,7 +115,14 @@ def test_each_client_frame_parses() -> None:
 
 
 def test_every_answer_but_ack_is_a_response_action() -> None:
-    assert {a.as_response() for a in RespondAction} == set(ResponseAction) - {ResponseAction.ACK}
+    # The ack has its own frame; `taken` is the reserve stage's, never a unit's.
+    own = {ResponseAction.ACK, ResponseAction.TAKEN}
+    assert {a.as_response() for a in RespondAction} == set(ResponseAction) - own
+
+
+def test_a_unit_cannot_answer_taken() -> None:
+    frame = json.dumps({"type": "respond", "seq": 1, "action": "taken"})
+    assert fields(refusal(frame)) == ["action"]
 
 
 def test_a_command_parses_into_its_frame() -> None:
