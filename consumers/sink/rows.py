@@ -213,6 +213,19 @@ def classified_alarm_row(alarm: ClassifiedAlarm) -> AlarmRow:
     )
 
 
+def classified_over_raw(raw: AlarmRow, classified: AlarmRow) -> AlarmRow:
+    """Return the row an alarm's raw row becomes once its classified row is applied, as the
+    writer's upsert applies a classified row to a stored raw one: what the raw record said
+    stays, its place only where the classified has none, the classification is added.
+
+    For a batch that holds both: one statement may touch a row once (statements.UPSERT_ALARMS).
+    """
+    place_id = classified[6] if classified[6] is not None else raw[6]
+    place_name = classified[7] if classified[7] is not None else raw[7]
+    return (*raw[:6], place_id, place_name, classified[8], classified[9], *raw[10:12],
+            *classified[12:])  # fmt: skip
+
+
 def _lat_lon(position: Position | None) -> tuple[float | None, float | None]:
     return (None, None) if position is None else (position.lat, position.lon)
 

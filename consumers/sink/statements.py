@@ -15,9 +15,7 @@ from __future__ import annotations
 # and the next one makes them again). LIKE copies the record tables' columns and NOT NULLs.
 TEMP_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS sink_events (LIKE record_events) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS sink_raw_alarms (LIKE record_alarms) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS sink_classified_alarms (LIKE record_alarms)
-    ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS sink_alarms (LIKE record_alarms) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS sink_incidents (incident_id uuid, state text,
     previous_state text, priority text, category text, enterprise_id text, grid_id text,
     place_name text, lat float8, lon float8, first_alarm_id uuid, text text,
@@ -38,13 +36,18 @@ INSERT_EVENTS = """
 INSERT INTO record_events SELECT * FROM sink_events ON CONFLICT (event_id) DO NOTHING
 """
 
-INSERT_RAW_ALARMS = """
-INSERT INTO record_alarms SELECT * FROM sink_raw_alarms ON CONFLICT (alarm_id) DO NOTHING
-"""
-# The classified record completes the row (or makes it, when read first); a replay changes
-# nothing; an alarm sent back into a new incident (its old one had closed) moves to it.
-UPSERT_CLASSIFIED_ALARMS = """
-INSERT INTO record_alarms AS r SELECT * FROM sink_classified_alarms
+# One statement for every alarm row of a batch, in alarm_id order: alarms.raw (keyed by source)
+# and alarms.classified (keyed by incident) put one alarm in different partitions, so with
+# two sinks in the group two transactions write the same alarm rows. A raw and a classified
+# statement each, or rows in read order, took those rows' locks in opposite orders and
+# PostgreSQL found a deadlock (a second each, then the batch again); in one order a sink at
+# most waits for the other's commit. A raw row (classified_at null) never changes a stored
+# row; a classified one completes it (or makes it, when read first), a replay changes
+# nothing, and an alarm sent back into a new incident (its old one had closed) moves to it.
+# The raw and classified records of one alarm in the same batch come as one row
+# (rows.classified_over_raw), as this statement may touch a row once.
+UPSERT_ALARMS = """
+INSERT INTO record_alarms AS r SELECT * FROM sink_alarms ORDER BY alarm_id
 ON CONFLICT (alarm_id) DO UPDATE SET
     place_id = coalesce(excluded.place_id, r.place_id),
     place_name = coalesce(excluded.place_name, r.place_name),
@@ -52,15 +55,17 @@ ON CONFLICT (alarm_id) DO UPDATE SET
     incident_id = excluded.incident_id, category = excluded.category,
     priority = excluded.priority, grid_id = excluded.grid_id,
     place_type = excluded.place_type, merged_into = excluded.merged_into
-WHERE r.classified_at IS NULL OR (excluded.classified_at >= r.classified_at
-    AND (excluded.classified_at, excluded.incident_id, excluded.priority)
-        IS DISTINCT FROM (r.classified_at, r.incident_id, r.priority))
+WHERE excluded.classified_at IS NOT NULL AND (r.classified_at IS NULL
+    OR (excluded.classified_at >= r.classified_at
+        AND (excluded.classified_at, excluded.incident_id, excluded.priority)
+            IS DISTINCT FROM (r.classified_at, r.incident_id, r.priority)))
 """
 # An incident nothing else placed in a grid takes its first alarm's, whichever came first.
 GRID_FROM_ALARMS = """
 UPDATE record_incidents i SET grid_id = a.grid_id
-FROM sink_classified_alarms c JOIN record_alarms a USING (alarm_id)
-WHERE a.alarm_id = i.first_alarm_id AND i.grid_id IS NULL AND a.grid_id IS NOT NULL
+FROM sink_alarms c JOIN record_alarms a USING (alarm_id)
+WHERE c.classified_at IS NOT NULL AND a.alarm_id = i.first_alarm_id AND i.grid_id IS NULL
+    AND a.grid_id IS NOT NULL
 """
 
 # A change is applied when it is not older than the row: one read late never undoes a newer

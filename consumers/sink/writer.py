@@ -141,6 +141,18 @@ def _sort(records: Sequence[SinkRecord]) -> _Batch:
     return batch
 
 
+def _alarm_rows(batch: _Batch) -> list[rows.AlarmRow]:
+    """Return one row per alarm of the batch: its classified row (over its raw row when the
+    batch holds both), else its raw row."""
+    raw, classified = batch.raw_alarms, batch.classified
+    out = [
+        row if (first := raw.get(alarm_id)) is None else rows.classified_over_raw(first, row)
+        for alarm_id, row in classified.items()
+    ]
+    out.extend(row for alarm_id, row in raw.items() if alarm_id not in classified)
+    return out
+
+
 def grid_finder(zone: Zone) -> rows.GridOf:
     """Return the function naming the zone's grid at a position (None outside every grid)."""
 
@@ -164,13 +176,10 @@ async def write_records(
     result = WriteResult(records=len(records))
     async with conn.transaction():
         await conn.execute(sql.TEMP_TABLES)
-        if batch.raw_alarms:
-            await _copy(conn, "sink_raw_alarms", rows.ALARM_COLUMNS, batch.raw_alarms.values())
-            result.alarms += _count(await conn.execute(sql.INSERT_RAW_ALARMS))
-        if batch.classified:
-            classified = batch.classified.values()
-            await _copy(conn, "sink_classified_alarms", rows.ALARM_COLUMNS, classified)
-            result.alarms += _count(await conn.execute(sql.UPSERT_CLASSIFIED_ALARMS))
+        if batch.raw_alarms or batch.classified:
+            alarms = _alarm_rows(batch)
+            await _copy(conn, "sink_alarms", rows.ALARM_COLUMNS, alarms)
+            result.alarms = _count(await conn.execute(sql.UPSERT_ALARMS))
         if batch.events:
             await _copy(conn, "sink_events", EventRow._fields, batch.events)
             result.events = _count(await conn.execute(sql.INSERT_EVENTS))
