@@ -510,10 +510,22 @@ async def _fleet_sink(
     out.put(("ready", index, os.getpid()))
     await asyncio.to_thread(go.wait)
     await sink.start()
+    watch = asyncio.create_task(_watch_partitions(sink, index, out))
     await asyncio.to_thread(stop.wait)
+    watch.cancel()
     await sink.stop()
     await pool.close()
     out.put(("done", index, dataclasses.asdict(sink.status.written)))
+
+
+async def _watch_partitions(sink: Sink, index: int, out: Any) -> None:
+    """Put ("partitions", index, at, how many) on out whenever the sink's share changes."""
+    held = -1
+    while True:
+        if (now := len(sink.partitions())) != held:
+            held = now
+            out.put(("partitions", index, time.time(), now))
+        await asyncio.sleep(0.05)
 
 
 @dataclass(frozen=True, slots=True)
@@ -557,6 +569,8 @@ class Fleet:
         ]
         self.pids: list[int] = []
         self.commits: list[Commit] = []
+        # (process, time.time(), partitions held from then on), as each process saw it.
+        self.shares: list[tuple[int, float, int]] = []
         self.written = WriteResult()
         self._done = 0
         self._heard = asyncio.Condition()
@@ -623,6 +637,8 @@ class Fleet:
                 self.pids.append(rest[0])
             elif kind == "commit":
                 self.commits.append(Commit(index, *rest))
+            elif kind == "partitions":
+                self.shares.append((index, *rest))
             else:
                 self.written.add(WriteResult(**rest[0]))
                 self._done += 1
@@ -799,13 +815,17 @@ async def fleet_backlog(
     steady = sum(c.events for c in later)
     span = commits[-1].at - all_in
     read = sum(c.kafka_records for c in commits)
+    shares = ", ".join(
+        f"#{i} {held} at {at - commits[0].at:+.2f} s" for i, at, held in sorted(fleet.shares)
+    )
     per = ", ".join(
         f"#{i} {sum(1 for c in commits if c.sink == i)} batches "
         f"{sum(c.events for c in commits if c.sink == i)} events"
         for i in range(n)
     )
     note = (
-        f"sink, {n} processes: {per}; {read - records} Kafka records read twice (a rebalance); "
+        f"sink, {n} processes: partitions held (from the first commit) {shares}; {per}; "
+        f"{read - records} Kafka records read twice (a rebalance); "
         f"{len(firsts)} of {n} committed, the last first commit "
         f"{all_in - commits[0].at:.2f} s after the first: from then {steady} events in "
         f"{span:.2f} s = {steady / span if span > 0 else float('nan'):.0f} events/s; "

@@ -133,9 +133,9 @@ class Sink:
             # A batch of thousands of small records per poll, not a few hundred.
             fetch_max_bytes=16 * 1024 * 1024,
             max_partition_fetch_bytes=4 * 1024 * 1024,
-            # The sink is alone in its group: a longer session than the default 10 s costs
-            # nothing, and a CPU-starved machine no longer drops it from its group (which
-            # made it read its batches again: more work on a machine that had none to spare).
+            # A longer session than the default 10 s costs nothing, and a CPU-starved machine
+            # no longer drops a sink from its group (which made it read its batches again:
+            # more work on a machine that had none to spare).
             session_timeout_ms=30_000,
             heartbeat_interval_ms=3_000,
             **kafka_options(),
@@ -167,6 +167,10 @@ class Sink:
         """Wait until the sink has committed at least count batches (tests, benchmarks)."""
         async with self._commits:
             await self._commits.wait_for(lambda: self.status.batches >= count)
+
+    def partitions(self) -> frozenset[TopicPartition]:
+        """Return the partitions the sink holds now (one of a group holds its share)."""
+        return frozenset(self._consumer.assignment())
 
     def kafka_answer(self) -> str:
         """Return "ok" when the consumer holds partitions, else why not (readiness)."""

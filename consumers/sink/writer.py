@@ -176,13 +176,23 @@ async def write_records(
     result = WriteResult(records=len(records))
     async with conn.transaction():
         await conn.execute(sql.TEMP_TABLES)
+        # Rows no other sink of the group writes first (an event's row is its partition's,
+        # a unit's too); the alarm rows, which two sinks may both write (alarms.raw and
+        # alarms.classified are keyed apart), last with what reads them: a sink waiting for
+        # another's alarm rows waits for a short tail of its transaction, not all of it.
+        if batch.events:
+            await _copy(conn, "sink_events", EventRow._fields, batch.events)
+            result.events = _count(await conn.execute(sql.INSERT_EVENTS))
+        if batch.statuses:
+            result.units, result.positions = await _write_units(conn, batch.statuses)
+        if batch.dead_letters:
+            columns = rows.DEAD_LETTER_COLUMNS
+            await _copy(conn, "sink_dead_letters", columns, batch.dead_letters)
+            result.dead_letters = _count(await conn.execute(sql.INSERT_DEAD_LETTERS))
         if batch.raw_alarms or batch.classified:
             alarms = _alarm_rows(batch)
             await _copy(conn, "sink_alarms", rows.ALARM_COLUMNS, alarms)
             result.alarms = _count(await conn.execute(sql.UPSERT_ALARMS))
-        if batch.events:
-            await _copy(conn, "sink_events", EventRow._fields, batch.events)
-            result.events = _count(await conn.execute(sql.INSERT_EVENTS))
         if batch.changes:
             grid_of = grid_finder(zone) if zone is not None else None
             folded = rows.incident_rows(batch.changes, grid_of)
@@ -190,12 +200,6 @@ async def write_records(
             result.incidents = _count(await conn.execute(sql.UPSERT_INCIDENTS))
         if batch.classified:
             await conn.execute(sql.GRID_FROM_ALARMS)
-        if batch.statuses:
-            result.units, result.positions = await _write_units(conn, batch.statuses)
-        if batch.dead_letters:
-            columns = rows.DEAD_LETTER_COLUMNS
-            await _copy(conn, "sink_dead_letters", columns, batch.dead_letters)
-            result.dead_letters = _count(await conn.execute(sql.INSERT_DEAD_LETTERS))
     return result
 
 
