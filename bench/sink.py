@@ -797,12 +797,15 @@ async def fleet_backlog(
     state = settings.state_dir
     fleet = Fleet(n, bootstrap, url, where, args.batch_max)
     await fleet.prepare()
+    samples: list[tuple[int, int]] = []
+    sampler = asyncio.create_task(sample_backends(url, samples))
     try:
         cpu_before = cpu_seconds(state, fleet.pids)
         fleet.go()
         await fleet.until_stored(settings.kafka_partitions)
         cpu_sink = cpu_per_thousand(cpu_before, cpu_seconds(state, fleet.pids), events)
     finally:
+        sampler.cancel()
         await fleet.stop()
     commits = sorted(fleet.commits, key=lambda c: c.at)
     # The first batch's events are not counted: its reading started before the clock.
@@ -823,8 +826,13 @@ async def fleet_backlog(
         f"{sum(c.events for c in commits if c.sink == i)} events"
         for i in range(n)
     )
+    busy = sum(1 for running, _ in samples if running)
+    waiting = sum(1 for _, locked in samples if locked)
     note = (
-        f"sink, {n} processes: partitions held (from the first commit) {shares}; {per}; "
+        f"sink, {n} processes: PostgreSQL sampled every 50 ms ({len(samples)} samples): a "
+        f"sink's statement running in {100 * busy / max(1, len(samples)):.0f} %, one waiting "
+        f"for another sink's lock in {100 * waiting / max(1, len(samples)):.0f} %; "
+        f"partitions held (from the first commit) {shares}; {per}; "
         f"{read - records} Kafka records read twice (a rebalance); "
         f"{len(firsts)} of {n} committed, the last first commit "
         f"{all_in - commits[0].at:.2f} s after the first: from then {steady} events in "
@@ -832,6 +840,25 @@ async def fleet_backlog(
         f"{written(fleet.written)}"
     )
     return line, note
+
+
+async def sample_backends(url: str, samples: list[tuple[int, int]]) -> None:
+    """Every 50 ms, note how many statements of the sinks run in PostgreSQL and how many of
+    them wait for a lock another holds (two sinks writing one alarm's row), until cancelled."""
+    conn = await asyncpg.connect(url)
+    try:
+        while True:
+            row = await conn.fetchrow(
+                "SELECT count(*) AS running,"
+                " count(*) FILTER (WHERE wait_event_type = 'Lock') AS locked"
+                " FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                " AND state = 'active' AND pid <> pg_backend_pid()"
+            )
+            assert row is not None
+            samples.append((row["running"], row["locked"]))
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
 
 
 def written(result: WriteResult) -> str:
