@@ -151,10 +151,15 @@ class Ledger:
         self, incident_ids: Iterable[uuid.UUID], since: datetime = EVER
     ) -> dict[str, set[uuid.UUID]]:
         """Return, per unit, the jobs and alerts of these incidents dispatched since a moment
-        (a run's alarms may merge into an older incident, whose earlier jobs are not the run's).
+        (a run's alarms may merge into an older incident, whose earlier jobs are not the run's),
+        less those the reserve stage refused before they reached their unit (`taken`).
         """
         sent: dict[str, set[uuid.UUID]] = {}
         for assignment_id, party in self._parties_of(incident_ids, since):
+            if party.state is PartyState.TAKEN:
+                # Refused by the unit's single writer (another incident held the unit): the
+                # job never went to the unit, and the incident sent another instead.
+                continue
             sent.setdefault(party.unit_id, set()).add(assignment_id)
         return sent
 

@@ -33,14 +33,21 @@ from dispatch.zone import Zone
 from streams.batching import Handler, handle_each, run_batch, send_all
 from streams.partitioner import keyed_partitioner
 from streams.pipeline import STAGES, Pipeline, build_pipeline, new_producer
-from streams.stages import Classifier, Merger, Outbox, Queued, Router, dead_letter
+from streams.stages import Classifier, Merger, Outbox, Queued, Reserver, Router, dead_letter
 from streams.tables import ChangelogTable
 from streams.units_board import UnitBoard
 from streams.worker import Membership, StageSpec, StageWorker
 
 # Where the passthrough variants write the bytes they read.
 BENCH_OUT = dataclasses.replace(ALARMS_RAW, name="bench.out")
-TABLES = ("incident-merges", "incidents", "incident-deadlines", "incident-alarms")
+TABLES = (
+    "incident-merges",
+    "incidents",
+    "incident-deadlines",
+    "incident-alarms",
+    "unit-holds",
+    "unit-decisions",
+)
 # Without Kafka, every unit reports itself available again after this many alarms of a stage
 # (about what --unit-refresh-s does on Kafka at 2,000 alarms/s).
 UNITS_REPORT_EVERY = 500
@@ -87,6 +94,9 @@ class BareStages:
             board=self.board,
             routing=policy.routing,
             lifecycle=policy.lifecycle,
+        )
+        self.reserver = Reserver(
+            holds=self.tables["unit-holds"], decisions=self.tables["unit-decisions"]
         )
 
     async def write(self, out: Queued) -> None:
@@ -230,7 +240,7 @@ async def bare_same_logic(ctx: Context) -> AsyncIterator[None]:
         async def board_ready() -> None:
             await stages.board.ready.wait()
 
-        assigned = [asyncio.Event() for _ in range(3)]
+        assigned = [asyncio.Event() for _ in range(4)]
 
         def loop(topic: str, handle: Handler, stage: str, **kw: Any) -> Awaitable[None]:
             return consume_in_batches(ctx, topic, handle, stage=stage, write=stages.write, **kw)
@@ -245,6 +255,13 @@ async def bare_same_logic(ctx: Context) -> AsyncIterator[None]:
                 "route",
                 before=board_ready,
                 assigned=assigned[2],
+            ),
+            # The units' single writer, as the shipped route worker runs beside it.
+            loop(
+                "units.reservations",
+                stages.reserver.reservation,
+                "reserve",
+                assigned=assigned[3],
             ),
             stages.tick_every_second(),
         ):
@@ -477,7 +494,8 @@ def without_kafka(ctx: Context, workload: Workload) -> InMemory:
     steps = (
         ("classify", stages.classifier.alarm, "alarms.located"),
         ("merge", stages.merger.located, "alarms.classified"),
-        ("route", stages.router.classified, None),
+        ("route", stages.router.classified, "units.reservations"),
+        ("reserve", stages.reserver.reservation, None),
     )
     start = time.perf_counter()
     seconds: dict[str, float] = {}
