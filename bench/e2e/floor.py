@@ -1,12 +1,13 @@
 """The floor: what the path's Kafka hops and PostgreSQL commits cost at the least, measured on
 the very broker and server the system runs on, in the same run.
 
-An alarm reaches a unit over four Kafka hops (`alarms.raw`, `alarms.located`,
-`alarms.classified`, `dispatch.assignments`), each a produce with acks=all and a consume, and
-two PostgreSQL commits: the intake's reservation of the receipt (before its produce) and the
-outbox writer's (before the push). A round trip here is one small record produced with
-acks=all by an idempotent producer without linger and read back by a consumer already
-waiting on the partition; a commit is one INSERT in its own transaction on one connection.
+An alarm reaches a unit over five Kafka hops (`alarms.raw`, `alarms.located`,
+`alarms.classified`, `units.reservations`, `dispatch.assignments`), each a produce with
+acks=all and a consume, and two PostgreSQL commits: the intake's reservation of the receipt
+(before its produce) and the outbox writer's (before the push). A round trip here is one small
+record produced with acks=all by an idempotent producer without linger and read back by a
+consumer already waiting on the partition; a commit is one INSERT in its own transaction on one
+connection.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from infra.topics import TopicDecl, ensure_topics
 
 FLOOR_TOPIC = "bench.e2e.floor"
-KAFKA_HOPS = 4  # alarms.raw, alarms.located, alarms.classified, dispatch.assignments
+# alarms.raw, alarms.located, alarms.classified, units.reservations, dispatch.assignments
+KAFKA_HOPS = 5
 COMMITS = 2  # the intake's reservation, the outbox's rows
 PAUSE_S = 0.005  # between two samples, so each is a lone record and not a batch
 

@@ -1,9 +1,9 @@
 """Where an alarm's time goes, hop by hop, from the records' own timestamps.
 
-After a rate has run, the records it caused are read back without a consumer group, between
-the end offsets noted before it started and those after it settled: each record's Kafka
-CreateTime (stamped by the producing client when it sent the record) on `alarms.raw`,
-`alarms.located`, `alarms.classified` (bundles opened), `incidents.state` and
+After a rate has run, the records it caused are read back without a consumer group, between the
+end offsets noted before it started and those after it settled: each record's Kafka CreateTime
+(stamped by the producing client when it sent the record) on `alarms.raw`, `alarms.located`,
+`alarms.classified` (bundles opened), `incidents.state`, `units.reservations` and
 `dispatch.assignments`; then the outbox rows' `stored_at` (the outbox writer's transaction's
 start) from PostgreSQL. With the receipt's `received_at` and the phone's arrival time of the
 job frame they give each alarm's hops:
@@ -13,7 +13,8 @@ job frame they give each alarm's hops:
 | intake | received_at → CreateTime on alarms.raw (the reservation commit, then the produce call) |
 | classify | alarms.raw → alarms.located (the record's way to the classify worker, its batch) |
 | merge | alarms.located → alarms.classified |
-| route | alarms.classified → dispatch.assignments (the job) |
+| route | alarms.classified → units.reservations (route's job, to the unit's single writer) |
+| reserve | units.reservations → dispatch.assignments (the job, passed on) |
 | outbox | dispatch.assignments → the outbox transaction's start |
 | push | the outbox transaction's start → the job frame on the phone (commit, hand-over, send) |
 
@@ -39,6 +40,7 @@ from dispatch.events import (
     ALARMS_RAW,
     DISPATCH_ASSIGNMENTS,
     INCIDENTS_STATE,
+    UNITS_RESERVATIONS,
 )
 from streams.bundles import unbundle
 
@@ -49,10 +51,11 @@ TOPICS = tuple(
         ALARMS_LOCATED,
         ALARMS_CLASSIFIED,
         INCIDENTS_STATE,
+        UNITS_RESERVATIONS,
         DISPATCH_ASSIGNMENTS,
     )
 )
-HOPS = ("intake", "classify", "merge", "route", "outbox", "push")
+HOPS = ("intake", "classify", "merge", "route", "reserve", "outbox", "push")
 Offsets = dict[TopicPartition, int]
 
 
@@ -66,6 +69,7 @@ class Records:
     incident_of: dict[str, str] = field(default_factory=dict)  # alarm id -> incident id
     merged: set[str] = field(default_factory=set)  # alarm ids merged into another incident
     first_state: dict[tuple[str, str], float] = field(default_factory=dict)  # (incident, state)
+    reserved: dict[str, float] = field(default_factory=dict)  # assignment id -> CreateTime
     jobs: dict[str, float] = field(default_factory=dict)  # assignment id -> CreateTime
     stored: dict[str, float] = field(default_factory=dict)  # assignment id -> stored_at
 
@@ -148,6 +152,9 @@ def _note(found: Records, topic: str, message: Any) -> None:
     value = json.loads(message.value)
     if topic == INCIDENTS_STATE.name:
         found.first_state.setdefault((value["incident_id"], value["state"]), at)
+    elif topic == UNITS_RESERVATIONS.name:
+        if value.get("job"):
+            found.reserved.setdefault(value["job"]["assignment_id"], at)
     elif topic == DISPATCH_ASSIGNMENTS.name:
         found.jobs.setdefault(value["assignment_id"], at)
 
@@ -184,6 +191,7 @@ def hop_times(
             found.raw.get(alarm_id),
             found.located.get(alarm_id),
             found.classified.get(alarm_id),
+            found.reserved.get(assignment_id),
             found.jobs.get(assignment_id),
             found.stored.get(assignment_id),
             shown_at,
