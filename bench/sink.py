@@ -31,6 +31,7 @@ import multiprocessing
 import os
 import queue
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -1005,6 +1006,8 @@ def main() -> int:
                     asyncio.run(paced(args, settings, zone, rate, n))
     finally:
         stack.down(settings, print)
+        # Kafka's and PostgreSQL's files of a run are 3 GB: a benchmark leaves none behind.
+        shutil.rmtree(state, ignore_errors=True)
     return 0
 
 
