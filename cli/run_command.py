@@ -55,8 +55,8 @@ def register(sub: Any) -> None:
         type=int,
         choices=range(1, 9),
         metavar="N",
-        help="worker processes for each stream stage (1-8); each route worker runs a reserve "
-        "worker beside it",
+        help="worker processes for each stream stage and sinks (1-8); each route worker runs a "
+        "reserve worker beside it",
     )
     parser.add_argument(
         "--no-simulator",
@@ -115,13 +115,21 @@ def services(settings: Settings) -> list[ServiceSpec]:
             f"http://{host}:{settings.reconciler_probe_port}/readyz",
         )
     )
-    specs.append(
-        ServiceSpec(
-            "sink",
-            (python, "-m", "consumers.sink"),
-            f"http://{host}:{settings.sink_probe_port}/readyz",
+    # Sinks share one consumer group and split its partitions; rows are keyed by event id,
+    # so two never store an event twice (docs/scaling.md: two write about 1.5 times one).
+    for k in range(1, settings.stream_workers + 1):
+        if k == 1:
+            port = settings.sink_probe_port
+        else:
+            port, extra_port = extra_port, extra_port + 1
+        specs.append(
+            ServiceSpec(
+                "sink" if k == 1 else f"sink {k}",
+                (python, "-m", "consumers.sink"),
+                f"http://{host}:{port}/readyz",
+                env={"DISPATCH_SINK_PROBE_PORT": str(port)},
+            )
         )
-    )
     return specs
 
 

@@ -20,6 +20,7 @@ def test_n_workers_for_every_stage() -> None:
     assert [n for n in names if n.startswith("route")] == [
         "route worker", "route worker 2", "route worker 3",
     ]  # fmt: skip
+    assert [n for n in names if n.startswith("sink")] == ["sink", "sink 2", "sink 3"]
     stage_specs = [s for s in specs if "streams" in s.command]
     instances = {(s.command[s.command.index("--stage") + 1], s.command[-1]) for s in stage_specs}
     assert len(instances) == len(stage_specs)  # no two members of a group share an instance
@@ -37,5 +38,6 @@ def test_one_worker_per_stage_by_default() -> None:
 def test_the_most_workers_still_take_ports_of_their_own() -> None:
     specs = services(Settings(stream_workers=8))
     assert sum("worker" in s.name for s in specs) == 24
+    assert sum(s.name.startswith("sink") for s in specs) == 8
     ports = [s.ready_url for s in specs]
     assert len(set(ports)) == len(ports)
