@@ -39,19 +39,42 @@ async def connection(
 ) -> AsyncIterator[asyncpg.Connection]:
     """Borrow a connection from pool for the block; with within_s, the borrowing and the block
     together must end within that many seconds, else the connection is terminated and
-    TimeoutError raised."""
-    if within_s is None:
-        async with pool.acquire() as proxy:
-            # The pool's proxy forwards every Connection method; the stubs do not relate them.
-            yield cast(asyncpg.Connection, proxy)
-        return
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
+    TimeoutError raised.
+
+    A block that ends on a broken exchange (a socket error, a timeout, a cancellation, the
+    server closing or shutting down) terminates its connection before giving it back: the
+    pool's reset of a connection left mid-exchange raises an internal client error instead of
+    the database error (seen when PostgreSQL was stopped under the sink's writes)."""
+    deadline = None if within_s is None else asyncio.get_running_loop().time() + within_s
     async with pool.acquire(timeout=within_s) as proxy:
         try:
-            async with asyncio.timeout_at(deadline):
+            if deadline is None:
+                # The pool's proxy forwards every Connection method; the stubs do not relate
+                # them.
                 yield cast(asyncpg.Connection, proxy)
-        except TimeoutError:
-            # Mid-exchange, the connection's state is unknown: never reuse it.
-            proxy.terminate()
+            else:
+                async with asyncio.timeout_at(deadline):
+                    yield cast(asyncpg.Connection, proxy)
+        except BaseException as exc:
+            if mid_exchange(exc):
+                # Its state is unknown: never reuse it.
+                proxy.terminate()
             raise
+
+
+def mid_exchange(exc: BaseException) -> bool:
+    """Tell whether an error may have left a connection half-way through a protocol exchange.
+    A statement the server refused (an error response of its own) leaves it ready for the
+    next; so does an error of the caller's own code."""
+    if isinstance(exc, asyncpg.PostgresError):
+        sqlstate = getattr(exc, "sqlstate", None)
+        # 08: connection exception; 57: operator intervention (the server shutting down).
+        return isinstance(sqlstate, str) and sqlstate[:2] in ("08", "57")
+    return isinstance(
+        exc,
+        OSError
+        | TimeoutError
+        | asyncio.CancelledError
+        | asyncpg.InterfaceError
+        | asyncpg.exceptions.InternalClientError,
+    )
