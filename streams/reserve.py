@@ -14,21 +14,23 @@ from __future__ import annotations
 from dispatch.events import UNITS_RESERVATIONS, UNITS_STATUS
 from streams.route import FORGET_EVERY_S
 from streams.stages import ALARM_MEMORY, Reserver
-from streams.tables import ChangelogTable, changelog_topic_name
+from streams.tables import stage_table
 from streams.worker import StageSpec, Timer
 
 
 def reserve_stage(*, group_id: str, prefix: str, partitions: int) -> StageSpec:
     """The reserve stage with its holds and decisions tables."""
 
-    def table(name: str, retention_ms: int | None = None) -> ChangelogTable:
-        topic = prefix + changelog_topic_name(group_id, name)
-        return ChangelogTable(name, topic, partitions=partitions, retention_ms=retention_ms)
-
     # unit id -> the incident holding it and since when; only held units are here.
-    holds = table("unit-holds")
+    holds = stage_table(prefix, group_id, "unit-holds", partitions=partitions)
     # reservation id -> granted, or refused and who held the unit; a day, like route's alarms.
-    decisions = table("unit-decisions", retention_ms=int(ALARM_MEMORY.total_seconds() * 1000))
+    decisions = stage_table(
+        prefix,
+        group_id,
+        "unit-decisions",
+        partitions=partitions,
+        retention_ms=int(ALARM_MEMORY.total_seconds() * 1000),
+    )
     reserver = Reserver(holds=holds, decisions=decisions)
     inputs = {
         prefix + UNITS_RESERVATIONS.name: reserver.reservation,

@@ -14,7 +14,7 @@ from dispatch.events import ALARMS_CLASSIFIED, COMMANDER_COMMANDS, DISPATCH_TICK
 from dispatch.lifecycle import LifecyclePolicy
 from dispatch.routing import RoutingPolicy
 from streams.stages import ALARM_MEMORY, Router
-from streams.tables import ChangelogTable, changelog_topic_name
+from streams.tables import ChangelogTable, stage_table
 from streams.units_board import UnitBoard
 from streams.worker import StageSpec, Timer
 
@@ -35,8 +35,7 @@ def route_stage(
     """The route stage with its incidents and deadlines tables."""
 
     def table(name: str, retention_ms: int | None = None) -> ChangelogTable:
-        topic = prefix + changelog_topic_name(group_id, name)
-        return ChangelogTable(name, topic, partitions=partitions, retention_ms=retention_ms)
+        return stage_table(prefix, group_id, name, partitions=partitions, retention_ms=retention_ms)
 
     incidents = table("incidents")
     # incident id -> its earliest pending deadline; only incidents with one are here.

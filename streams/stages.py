@@ -307,10 +307,7 @@ class Router:
         """Drop the alarms taken longer ago than `alarm_memory` (the timer): a replay reaches
         back seconds, not a day, and the table must not grow for ever."""
         del out  # the deletions go out as the table's changelog records
-        while self._taken_order and now - self._taken_order[0][0] > self.alarm_memory:
-            _, key = self._taken_order.popleft()
-            if key in self.alarms:
-                del self.alarms[key]
+        forget_older(self._taken_order, self.alarms, now - self.alarm_memory)
 
     def response(self, record: Any, out: Outbox, now: datetime) -> None:
         """Handle one `responses.events` record from a unit or the gateway."""
@@ -542,10 +539,7 @@ class Reserver:
         """Drop the decisions made longer ago than `memory` (the timer): a replay reaches back
         seconds, and the table must not grow for ever."""
         del out  # the deletions go out as the table's changelog records
-        while self._decided_order and now - self._decided_order[0][0] > self.memory:
-            _, key = self._decided_order.popleft()
-            if key in self.decisions:
-                del self.decisions[key]
+        forget_older(self._decided_order, self.decisions, now - self.memory)
 
     def _holder(self, key: bytes) -> str | None:
         stored = self.holds.get(key)
@@ -586,6 +580,14 @@ class Reserver:
             actor=SYSTEM,
         )
         out.send(RESPONSES_EVENTS, str(job.incident_id).encode(), encode(refusal))
+
+
+def forget_older(order: deque[tuple[datetime, bytes]], table: Table, before: datetime) -> None:
+    """Delete from table the rows order says were written before a moment, oldest first."""
+    while order and order[0][0] < before:
+        _, key = order.popleft()
+        if key in table:
+            del table[key]
 
 
 def _taken_key(alarm: ClassifiedAlarm) -> bytes:

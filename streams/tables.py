@@ -25,6 +25,14 @@ def changelog_topic_name(group_id: str, table: str) -> str:
     return f"{group_id}-{table}-changelog"
 
 
+def stage_table(
+    prefix: str, group_id: str, name: str, *, partitions: int, retention_ms: int | None = None
+) -> ChangelogTable:
+    """Return a table of a stage's group, backed by its changelog topic under prefix."""
+    topic = prefix + changelog_topic_name(group_id, name)
+    return ChangelogTable(name, topic, partitions=partitions, retention_ms=retention_ms)
+
+
 class ChangelogTable(MutableMapping[bytes, bytes]):
     """A table's rows, with every change also queued for its changelog topic.
 
