@@ -13,7 +13,16 @@ import asyncpg
 
 # Every error a store call can raise. Most mean "the database is not there right now" (retry,
 # or answer "unavailable"); is_record_fault tells apart those that mean "not this data".
-DATABASE_DOWN = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# asyncpg's InternalClientError (and its ProtocolError) is the driver's state for a connection
+# the server broke mid-exchange ("another operation is in progress"): the connection is
+# terminated (consumers.db.pool.connection) and the next try opens a fresh one.
+DATABASE_DOWN = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+)
 # SQLSTATE classes that blame the data, not the server: 22 data exception (a NUL in text, an
 # untranslatable character, a value out of range or too long; asyncpg's own encoding errors
 # are 22000 too), 23 integrity constraint violation (a check, a foreign or unique key that is

@@ -163,6 +163,13 @@ class Sink:
         task = next(iter(done))
         return (None if task.cancelled() else task.exception()) or RuntimeError("ended")
 
+    def failure(self) -> BaseException | None:
+        """Return why a task of the sink has ended (only a bug ends one), else None."""
+        for task in self._tasks:
+            if task.done():
+                return (None if task.cancelled() else task.exception()) or RuntimeError("ended")
+        return None
+
     async def wait_commits(self, count: int) -> None:
         """Wait until the sink has committed at least count batches (tests, benchmarks)."""
         async with self._commits:

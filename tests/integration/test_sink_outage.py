@@ -78,6 +78,7 @@ async def test_the_sink_waits_out_postgres_stopped_30_s_and_stores_every_event_o
             # refused, or one that had no answer within its deadline, has been counted.
             during = sink.status.kafka_records - committed
             assert during <= 500
+            assert sink.failure() is None, repr(sink.failure())
             assert sink.status.retries > 0, sink.status
             assert sink.status.waiting is not None
         # The load goes on after the restart; the sink catches up by itself.

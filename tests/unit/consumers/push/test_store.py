@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from consumers.push.store import DATABASE_DOWN as DOWN
 from consumers.push.store import describe_fault, is_record_fault
 
 RECORD_FAULTS = [
@@ -52,7 +53,16 @@ def test_connection_shutdown_resource_and_conflict_errors_blame_the_database(
 def test_errors_from_outside_postgres_blame_the_database_unless_the_text_cannot_be_encoded() -> (
     None
 ):
-    for error in (OSError("refused"), TimeoutError(), asyncpg.InterfaceError("closed")):
+    for error in (
+        OSError("refused"),
+        TimeoutError(),
+        asyncpg.InterfaceError("closed"),
+        # The driver's state for a connection the server broke mid-exchange (the sink's
+        # writer died of it while PostgreSQL was being stopped).
+        asyncpg.exceptions.InternalClientError("another operation is in progress"),
+        asyncpg.exceptions.ProtocolError("unexpected message"),
+    ):
+        assert isinstance(error, DOWN)
         assert not is_record_fault(error)
     with pytest.raises(UnicodeEncodeError) as encoding:
         "\ud800".encode()
