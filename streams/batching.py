@@ -2,11 +2,12 @@
 
 Why batches (docs/benchmarks.md): a produce request per record, and per-record machinery around
 it, cost more than the stages' own work. A stage worker (`streams.worker`) takes up to
-`BATCH_MAX` records, runs the handler on each, writes every queued record and every table
-change (to the table's changelog topic, `streams.tables`) at once and waits for all of their
-acknowledgements (acks=all) before it commits the batch's offsets. So a committed offset always
-means the records and state changes it caused are stored: at-least-once, and the handlers'
-deterministic ids make a replay harmless.
+`BATCH_MAX` records, runs the handler on each, writes every queued record, then every table
+change (to the table's changelog topic, `streams.tables`) once the records are acknowledged
+(acks=all; send_writes says why in that order), and commits the batch's offsets only then. So
+a committed offset always means the records and state changes it caused are stored, and a
+stored state change that its records are: at-least-once, and the handlers' deterministic ids
+make a replay harmless.
 
 A handler that raises on one record (a bug, not bad input: bad input is dead-lettered by the
 handler itself) costs only that record: its queued writes are dropped, the record goes to the
@@ -87,6 +88,8 @@ class Write:
     key: bytes | None
     value: bytes | None
     partition: int | None = None
+    # A table's change (its changelog record): sent once the batch's records are stored.
+    state: bool = False
 
 
 def frame_writes(
@@ -114,15 +117,27 @@ def frame_writes(
         # batch (an incident opened, then dispatched) is written once, with its last value.
         latest = {row: (change, placed) for row, change, placed in table.take_changes()}
         for row, (change, placed) in latest.items():
-            writes.append(Write(table.changelog_topic, row, change, placed))
+            writes.append(Write(table.changelog_topic, row, change, placed, state=True))
     return writes
 
 
 async def send_writes(send: Send, writes: Iterable[Write]) -> None:
-    """Send every write; return once all are acknowledged (raise if one is not)."""
-    pending = [await send(w.topic, w.key, w.value, w.partition) for w in writes]
-    if pending:
-        await asyncio.gather(*pending)
+    """Send every write; return once all are acknowledged (raise if one is not).
+
+    The batch's records go first, and its tables' changes only once every record is
+    acknowledged: a stored table row means the records of its batch are stored. A worker
+    killed between the two leaves its tables as they were before the batch; the next owner
+    handles the batch again and writes its records again (deterministic ids: harmless). Sent
+    together, a changelog row could land without its records: the next owner then found the
+    alarm marked as taken and skipped it, and the job it had caused was never written (a
+    route worker killed for good mid-load; the job's party said `dispatched` until its
+    acknowledgement deadline).
+    """
+    writes = list(writes)
+    for phase in ([w for w in writes if not w.state], [w for w in writes if w.state]):
+        pending = [await send(w.topic, w.key, w.value, w.partition) for w in phase]
+        if pending:
+            await asyncio.gather(*pending)
 
 
 async def send_all(

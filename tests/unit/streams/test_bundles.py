@@ -120,6 +120,51 @@ def test_send_all_bundles_internal_hops_and_writes_each_changed_key_once() -> No
     assert changelog == [(b"a", b"2", None), (b"b", None, 2)]
 
 
+def test_no_table_change_is_sent_before_every_record_of_its_batch_is_acknowledged() -> None:
+    # A worker killed between the two must leave its tables as they were before the batch:
+    # otherwise the next owner finds the alarm marked as taken and never writes its job.
+    log: list[str] = []
+    acks: list[asyncio.Future[None]] = []
+
+    async def send(
+        topic: str, key: bytes | None, value: bytes | None, partition: int | None
+    ) -> Awaitable[Any]:
+        unacknowledged = sum(not ack.done() for ack in acks)
+        log.append(f"{topic} sent, {unacknowledged} unacknowledged")
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        acks.append(ack)
+        return ack
+
+    async def acknowledge_later() -> None:
+        # The broker acknowledges each record a moment after it was sent.
+        while True:
+            await asyncio.sleep(0)
+            for ack in acks:
+                if not ack.done():
+                    log.append("acknowledged")
+                    ack.set_result(None)
+                    break
+
+    async def batch() -> None:
+        out = Queued()
+        out.send(INCIDENTS_STATE, b"incident-1", b'{"state": "dispatched"}')
+        out.send(INCIDENTS_STATE, b"incident-2", b'{"state": "dispatched"}')
+        table = FakeTable([(b"incident-1:alarm-1", b"taken", None)])
+        broker = asyncio.create_task(acknowledge_later())
+        try:
+            await send_all(send, "p.", out, [table], partitions=4)
+        finally:
+            broker.cancel()
+
+    asyncio.run(batch())
+    assert log[:2] == [
+        "p.incidents.state sent, 0 unacknowledged",
+        "p.incidents.state sent, 1 unacknowledged",
+    ]
+    changelog = log.index("app-incidents-changelog sent, 0 unacknowledged")
+    assert log[:changelog].count("acknowledged") == 2
+
+
 def test_each_record_of_a_bundle_is_handled_and_a_broken_bundle_is_dead_lettered() -> None:
     handled: list[bytes] = []
     writes: list[Queued] = []

@@ -1,0 +1,74 @@
+"""The trail of a job a unit never showed, printed when a scenario does not come to rest.
+
+A scenario's ledger says which jobs the parties show sent and a unit never showed; this says
+where each went: every record of the pipeline's topics that names it (units.reservations,
+dispatch.assignments, responses.events, incidents.state), and the push gateway's outbox row.
+A failure in CI then shows where the job stopped, not only that it did.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from consumers.db.pool import connection
+from dispatch.events import (
+    DISPATCH_ASSIGNMENTS,
+    INCIDENTS_STATE,
+    RESPONSES_EVENTS,
+    UNITS_RESERVATIONS,
+)
+
+TOPICS = (UNITS_RESERVATIONS, DISPATCH_ASSIGNMENTS, RESPONSES_EVENTS, INCIDENTS_STATE)
+SHOWN_CHARS = 600  # of a record's value, per line
+
+
+async def job_trails(
+    bootstrap: str, partitions: int, postgres: str, jobs: Collection[uuid.UUID]
+) -> list[str]:
+    """Return, for each job, the lines of every topic record and outbox row that name it."""
+    if not jobs:
+        return []
+    needles = {str(job).encode(): job for job in jobs}
+    lines: dict[uuid.UUID, list[str]] = {job: [] for job in jobs}
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(spec.name, p) for spec in TOPICS for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        while any([await consumer.position(tp) < end for tp, end in ends.items()]):
+            batch = await consumer.getmany(timeout_ms=500)
+            for tp, records in batch.items():
+                for one in records:
+                    value = one.value or b""
+                    for needle, job in needles.items():
+                        if needle in value:
+                            text = value[:SHOWN_CHARS].decode(errors="replace")
+                            lines[job].append(
+                                f"  {tp.topic}[{tp.partition}]@{one.offset} "
+                                f"t={one.timestamp}: {text}"
+                            )
+    finally:
+        await consumer.stop()
+    pool = await asyncpg.create_pool(postgres, min_size=1, max_size=1)
+    try:
+        async with connection(pool) as conn:
+            rows = await conn.fetch(
+                "SELECT unit_id, seq, assignment_id, stored_at, delivered_at, acked_at "
+                "FROM unit_outbox WHERE assignment_id = ANY($1::uuid[])",
+                list(jobs),
+            )
+    finally:
+        await pool.close()
+    for row in rows:
+        lines[row["assignment_id"]].append(f"  unit_outbox: {dict(row)}")
+    out = []
+    for job, found in lines.items():
+        out.append(f"job {job}:" + ("" if found else " named by no record and no outbox row"))
+        out.extend(found)
+    return out
