@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -43,12 +44,35 @@ def _to_utc_millis(value: datetime) -> datetime:
     return utc.replace(microsecond=utc.microsecond - utc.microsecond % 1000)
 
 
+def _own_form_fast(value: object) -> object:
+    """Parse a timestamp in the very form _iso_utc_millis writes (`2026-11-26T03:04:05.123Z`)
+    with the standard library, which gives it `datetime.UTC` at once (pydantic's parser gives
+    its own tzinfo, which _to_utc_millis must then convert: three times the cost, and a fifth
+    of the sink's CPU). Anything else, or a string of that shape the standard library refuses
+    (a day 32, a leap second), is left to pydantic's parser and its errors."""
+    if (
+        type(value) is str
+        and len(value) == 24
+        and value[23] == "Z"
+        and value[10] == "T"
+        and value[19] == "."
+        and value[4] == value[7] == "-"
+        and value[13] == value[16] == ":"
+    ):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _iso_utc_millis(value: datetime) -> str:
     return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 UtcTimestamp = Annotated[
     datetime,
+    BeforeValidator(_own_form_fast),
     AfterValidator(_to_utc_millis),
     PlainSerializer(_iso_utc_millis, return_type=str, when_used="json"),
 ]

@@ -11,14 +11,15 @@ from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, TypeAdapter, ValidationError
 
 import dispatch.events as events
+import dispatch.events.base as base
 from dispatch.events import (
     MAX_KEY_BYTES,
     MAX_VALUE_BYTES,
@@ -315,6 +316,79 @@ def test_any_aware_moment_normalises_and_round_trips(moment: datetime) -> None:
     assert event.reported_at <= moment < event.reported_at + timedelta(milliseconds=1)
     assert CANONICAL_TIMESTAMP.match(json.loads(encode(event))["reported_at"])
     assert decode(UnitStatus, encode(event)) == event
+
+
+# The same reading with and without the fast path for our own form (dispatch.events.base).
+PYDANTIC_ONLY = TypeAdapter(Annotated[datetime, AfterValidator(base._to_utc_millis)])
+WITH_FAST_PATH = TypeAdapter(base.UtcTimestamp)
+
+
+def read_both(text: str) -> tuple[object, object]:
+    """Return what each reader makes of a JSON string: the instant, or the error's type."""
+    answers: list[object] = []
+    for reader in (PYDANTIC_ONLY, WITH_FAST_PATH):
+        try:
+            answers.append(reader.validate_json(json.dumps(text)))
+        except ValidationError as exc:
+            answers.append(exc.errors()[0]["type"])
+    return answers[0], answers[1]
+
+
+@FAST
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+    )
+)
+def test_our_own_form_reads_as_pydantic_reads_it_with_utc_itself(moment: datetime) -> None:
+    written = moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    slow, fast = read_both(written)
+    assert slow == fast
+    assert isinstance(fast, datetime)
+    assert fast.tzinfo is UTC
+
+
+@FAST
+@given(
+    text=st.one_of(
+        st.text(alphabet="0123456789-T:.Z +,W", min_size=24, max_size=24),
+        # Our form with any one character changed (other digits, other separators).
+        st.tuples(
+            st.integers(min_value=0, max_value=23),
+            st.sampled_from("0123456789-T:.Z +,W\u0663\uff13"),
+        ).map(
+            lambda change: (
+                "2026-11-26T03:04:05.123Z"[: change[0]]
+                + change[1]
+                + "2026-11-26T03:04:05.123Z"[change[0] + 1 :]
+            )
+        ),
+    )
+)
+def test_any_string_of_our_forms_length_reads_as_pydantic_reads_it(text: str) -> None:
+    # Digits and separators anywhere: a shape the standard library reads differently from
+    # pydantic (a space for T, a day 32, a leap second) must give pydantic's answer.
+    slow, fast = read_both(text)
+    assert slow == fast
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-26T03:04:05.123Z",
+        "2026-11-26 03:04:05.123Z",
+        "2026-11-32T03:04:05.123Z",
+        "2026-11-26T23:59:60.000Z",
+        "2026-02-29T03:04:05.123Z",
+        "0000-01-01T00:00:00.000Z",
+        "2026-W48-4T03:04:05.123Z",
+        "2026-11-26T03:04:05,123Z",
+        "\uff12026-11-26T03:04:05.123Z",  # a fullwidth digit two
+    ],
+)
+def test_edge_strings_of_our_forms_length_read_as_pydantic_reads_them(text: str) -> None:
+    slow, fast = read_both(text)
+    assert slow == fast
 
 
 # Invalid payloads: break exactly one field of a valid example; the error must name that field.
