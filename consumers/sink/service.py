@@ -1,11 +1,13 @@
 """The sink: read the topics (its own consumer group), write the record, then commit.
 
-Two tasks: one reads a batch and validates it while the other writes the previous one, so
-Python's decoding and PostgreSQL's writing overlap on a two-core machine. Offsets are committed
-only after the batch's transaction: a crash or a restart reads the batch again, and writing it
-again changes nothing (every row is keyed by its event's id). PostgreSQL down: the same batch
-is tried again, backing off, with no offset committed, until it is written; a record PostgreSQL
-refuses for its own data is stored as a dead letter of stage `sink` (writer.write_or_skip).
+Two tasks: one reads and validates while the other writes, so Python's decoding and
+PostgreSQL's writing overlap on a two-core machine; whatever was read during a write is
+written next, in one transaction (group commit), so a busy sink writes bigger batches, not a
+queue of them. Offsets are committed only after the batch's transaction: a crash or a restart
+reads the batch again, and writing it again changes nothing (every row is keyed by its event's
+id). PostgreSQL down: the same batch is tried again, backing off, with no offset committed,
+until it is written; a record PostgreSQL refuses for its own data is stored as a dead letter
+of stage `sink` (writer.write_or_skip).
 docs/record.md.
 """
 
@@ -45,6 +47,10 @@ _RETRY_MAX_S = 5.0
 WRITE_DEADLINE_S = 60.0
 # Records validated between two turns of the event loop.
 _DECODE_SLICE = 250
+# What was read while the writer wrote is written next, as one transaction, up to this many
+# polls of batch_max records (then the reader waits): a record waits for the write in
+# progress and its own, not for a queue of batches read ahead one by one.
+_WAITING_MAX_POLLS = 2
 
 
 def collect_less() -> None:
@@ -70,6 +76,17 @@ class Batch:
     kafka_records: int
     oldest_ms: int
     newest_ms: int
+
+    def joined(self, later: Batch) -> Batch:
+        """Return this batch and a later one as one: their records in order, the later
+        offsets, the oldest and newest timestamps of both."""
+        return Batch(
+            self.records + later.records,
+            self.offsets | later.offsets,
+            self.kafka_records + later.kafka_records,
+            min(self.oldest_ms, later.oldest_ms),
+            max(self.newest_ms, later.newest_ms),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +139,10 @@ class Sink:
         self._on_commit = on_commit
         self.status = Status()
         self._commits = asyncio.Condition()
-        self._queue: asyncio.Queue[Batch] = asyncio.Queue(maxsize=1)
+        # The batch read while the writer was busy, waiting for it; what is read meanwhile
+        # joins it, up to _WAITING_MAX_POLLS polls' worth, and the reader waits after that.
+        self._waiting: Batch | None = None
+        self._handoff = asyncio.Condition()
         self._consumer = AIOKafkaConsumer(
             *self._topics,
             bootstrap_servers=bootstrap,
@@ -198,10 +218,19 @@ class Sink:
     # -- reading ---------------------------------------------------------------------------
 
     async def _read(self) -> None:
+        limit = self._batch_max * _WAITING_MAX_POLLS
         while True:
             polled = await self._consumer.getmany(timeout_ms=200, max_records=self._batch_max)
-            if polled:
-                await self._queue.put(await self._decode(polled))
+            if not polled:
+                continue
+            batch = await self._decode(polled)
+            async with self._handoff:
+                await self._handoff.wait_for(
+                    lambda: self._waiting is None or self._waiting.kafka_records < limit
+                )
+                waiting = self._waiting
+                self._waiting = batch if waiting is None else waiting.joined(batch)
+                self._handoff.notify_all()
 
     async def _decode(self, polled: Mapping[TopicPartition, list[Any]]) -> Batch:
         now = datetime.now(UTC)
@@ -226,7 +255,11 @@ class Sink:
 
     async def _write(self) -> None:
         while True:
-            batch = await self._queue.get()
+            async with self._handoff:
+                await self._handoff.wait_for(lambda: self._waiting is not None)
+                batch, self._waiting = self._waiting, None
+                self._handoff.notify_all()
+            assert batch is not None  # the wait's condition
             result = await self._store(batch)
             try:
                 await self._consumer.commit(batch.offsets)
