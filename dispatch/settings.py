@@ -116,8 +116,9 @@ class Settings(BaseSettings):
     # Where the reconciler answers /healthz and /readyz (0: no probe server).
     reconciler_probe_port: int = Field(default=8093, ge=0, le=65535)
 
-    # The sink (docs/record.md): its consumer group, the most records it reads and writes in
-    # one transaction, and where it answers /healthz and /readyz (0: no probe server).
+    # The sink (docs/record.md): its consumer group, the most records it reads in one poll (a
+    # write takes what was read while the previous one ran, up to twice this), and where it
+    # answers /healthz and /readyz (0: no probe server).
     sink_group: str = Field(default="alarm-dispatch-sink", pattern=r"^[A-Za-z0-9._-]{1,200}$")
     sink_batch_max: int = Field(default=5000, ge=1, le=100_000)
     sink_probe_port: int = Field(default=8094, ge=0, le=65535)
