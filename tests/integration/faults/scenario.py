@@ -38,7 +38,7 @@ from simulator.principals import ensure_demo_principals
 from simulator.report import LedgerReport, summary
 from simulator.session import Doors, Simulation
 from tests.integration.faults.system import System, running_system
-from tests.integration.faults.trail import job_trails
+from tests.integration.faults.trail import why_not_at_rest
 
 # Ten simulated minutes of a unit's job take three real seconds: units come free again.
 FAST = Behaviour(think_s=5.0, work_s=300.0, compression=200.0)
@@ -130,18 +130,11 @@ async def run_scenario(
             try:
                 async with asyncio.timeout(SETTLE_S):
                     report = await simulation.settled()
+            except TimeoutError:
+                why = await why_not_at_rest(system.settings, simulation.report(), SETTLE_S)
+                raise AssertionError(why) from None
             finally:
-                now = simulation.report()
-                print(summary(now))
-                if not now.at_rest:
-                    missing = {job for unit in now.units for job in unit.not_shown}
-                    trails = await job_trails(
-                        system.settings.bootstrap_servers,
-                        system.settings.kafka_partitions,
-                        postgres_url(system.settings),
-                        missing,
-                    )
-                    print("\n".join(trails))
+                print(summary(simulation.report()))
         escalations: collections.Counter[str] = collections.Counter()
         latencies = await first_decision_latencies(
             system.settings.bootstrap_servers, system.settings.kafka_partitions, escalations

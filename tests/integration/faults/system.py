@@ -102,13 +102,17 @@ class System:
 
     async def until_ready(self) -> float:
         """Wait until every service answers its readiness probe; return when."""
-        async with asyncio.timeout(READY_GUARD_S):
-            while True:
-                self.supervisor.poll()
-                waiting = await asyncio.to_thread(self.supervisor.not_ready)
-                if not waiting:
-                    return time.monotonic()
-                await asyncio.sleep(POLL_S)
+        waiting: object = None
+        try:
+            async with asyncio.timeout(READY_GUARD_S):
+                while True:
+                    self.supervisor.poll()
+                    waiting = await asyncio.to_thread(self.supervisor.not_ready)
+                    if not waiting:
+                        return time.monotonic()
+                    await asyncio.sleep(POLL_S)
+        except TimeoutError:
+            raise AssertionError(f"not ready within {READY_GUARD_S:g} s: {waiting}") from None
 
     async def until_owns_every_partition(self, service: str) -> float:
         """Wait until a stage worker handles every partition of each of its input topics (its
@@ -116,15 +120,21 @@ class System:
         url = self.supervisor.ready_url(service)
         assert url is not None, f"{service} has no readiness probe"
         count = self.settings.kafka_partitions
-        async with asyncio.timeout(READY_GUARD_S):
-            while True:
-                ready, said = await asyncio.to_thread(readiness, url)
-                if ready:
-                    owned = json.loads(said)["partitions"]
-                    topics = [parts for stage in owned.values() for parts in stage.values()]
-                    if topics and all(len(parts) == count for parts in topics):
-                        return time.monotonic()
-                await asyncio.sleep(POLL_S)  # the rebalance has no event to await from here
+        said = ""
+        try:
+            async with asyncio.timeout(READY_GUARD_S):
+                while True:
+                    ready, said = await asyncio.to_thread(readiness, url)
+                    if ready:
+                        owned = json.loads(said)["partitions"]
+                        topics = [parts for stage in owned.values() for parts in stage.values()]
+                        if topics and all(len(parts) == count for parts in topics):
+                            return time.monotonic()
+                    await asyncio.sleep(POLL_S)  # the rebalance has no event to await from here
+        except TimeoutError:
+            raise AssertionError(
+                f"{service} did not own every partition within {READY_GUARD_S:g} s; it said {said}"
+            ) from None
 
     async def until_restarted(self, service: str, after: float) -> float:
         """Wait until the supervisor has started a service again after a moment; return when."""

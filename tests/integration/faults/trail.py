@@ -1,9 +1,11 @@
-"""The trail of a job a unit never showed, printed when a scenario does not come to rest.
+"""Why a scenario did not come to rest, for the failure's own message.
 
-A scenario's ledger says which jobs the parties show sent and a unit never showed; this says
-where each went: every record of the pipeline's topics that names it (units.reservations,
-dispatch.assignments, responses.events, incidents.state), and the push gateway's outbox row.
-A failure in CI then shows where the job stopped, not only that it did.
+CI shows a failing test's message, not its captured output: the message names what the
+ledger still waits for (undecided alarms, units still on jobs, jobs never shown, withdrawals
+never told) and, for each job a unit never showed, its trail: every record of the pipeline's
+topics that names it (units.reservations, dispatch.assignments, responses.events,
+incidents.state) and the push gateway's outbox row. A failure then shows where the job
+stopped, not only that it did.
 """
 
 from __future__ import annotations
@@ -21,9 +23,36 @@ from dispatch.events import (
     RESPONSES_EVENTS,
     UNITS_RESERVATIONS,
 )
+from dispatch.settings import Settings
+from infra.stack import postgres_url
+from simulator.report import LedgerReport, summary
 
 TOPICS = (UNITS_RESERVATIONS, DISPATCH_ASSIGNMENTS, RESPONSES_EVENTS, INCIDENTS_STATE)
 SHOWN_CHARS = 600  # of a record's value, per line
+LISTED = 5  # ids listed per kind of wait
+
+
+async def why_not_at_rest(settings: Settings, report: LedgerReport, waited_s: float) -> str:
+    """Return what the run still waits for, with the trail of every job never shown."""
+    units = report.units
+    not_shown = {job: u.unit_id for u in units for job in u.not_shown}
+    lines = [
+        f"the run did not come to rest within {waited_s:g} s",
+        *summary(report).splitlines()[:5],
+        f"undecided alarms: {[str(a) for a in report.undecided[:LISTED]]}",
+        f"never shown: {[f'{job} to {unit}' for job, unit in list(not_shown.items())[:LISTED]]}",
+        "withdrawals never told: "
+        f"{[f'{job} to {u.unit_id}' for u in units for job in u.not_told][:LISTED]}",
+        "withdrawals told of no such job: "
+        f"{[f'{job} to {u.unit_id}' for u in units for job in u.told_unexpectedly][:LISTED]}",
+    ]
+    trails = await job_trails(
+        settings.bootstrap_servers,
+        settings.kafka_partitions,
+        postgres_url(settings),
+        list(not_shown)[:LISTED],
+    )
+    return "\n".join([*lines, *trails])
 
 
 async def job_trails(
