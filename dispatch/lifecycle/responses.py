@@ -77,11 +77,13 @@ def apply_response(incident: Incident, event: ResponseEvent) -> Effects:
             f"to unit {event.unit_id}"
         )
     seen = (*incident.seen_event_ids, event.event_id)[-MAX_REMEMBERED_EVENTS:]
+    if event.action is ResponseAction.TAKEN:
+        # Never too late: whatever became of the incident meanwhile, its job never reached
+        # the unit, and the board and the record must say so.
+        return _taken(incident, party, event, seen)
     if incident.is_closed or party.state not in ACTIVE_PARTY_STATES:
         # Too late to matter (the job was cancelled, declined or timed out); remember it only.
         return Effects(incident.model_copy(update={"seen_event_ids": seen}))
-    if event.action is ResponseAction.TAKEN:
-        return _taken(incident, party, event, seen)
     at = event.occurred_at
     new_party = _updated_party(party, event.action, at)
     parties = tuple(new_party if p is party else p for p in incident.parties)
@@ -143,8 +145,13 @@ def _taken(
     incident: Incident, party: Party, event: ResponseEvent, seen: tuple[uuid.UUID, ...]
 ) -> Effects:
     # Another incident held the unit when the job reached the unit's single writer: the unit
-    # never saw the job, so it is neither stood down nor freed (the other incident has it),
-    # and this incident routes again at once, without it.
+    # never saw the job, so it is neither stood down nor freed (the other incident has it).
+    # The party is marked taken and the change published in the incident's present state,
+    # even when the refusal comes after the incident closed or the party was stood down (the
+    # reserve stage was behind, e.g. while a worker's partitions moved): a board that showed
+    # the unit sent learns it never had the job. An open incident routes again at once.
+    if party.state is PartyState.TAKEN:
+        return Effects(incident.model_copy(update={"seen_event_ids": seen}))
     parties = tuple(
         p.model_copy(update={"state": PartyState.TAKEN}) if p is party else p
         for p in incident.parties
@@ -152,7 +159,16 @@ def _taken(
     updated = incident.model_copy(
         update={"parties": parties, "seen_event_ids": seen, "deadlines": _without(incident, event)}
     )
-    return Effects(updated, reroute=units_still_needed(updated) > 0)
+    change = state_change(
+        updated,
+        incident.state,
+        previous=incident.state,
+        reason=event.reason or f"{event.unit_id}: taken by another incident",
+        actor=event.actor,
+        at=event.occurred_at,
+    )
+    reroute = not incident.is_closed and units_still_needed(updated) > 0
+    return Effects(updated, state_changes=(change,), reroute=reroute)
 
 
 def _without(incident: Incident, event: ResponseEvent) -> tuple[Deadline, ...]:

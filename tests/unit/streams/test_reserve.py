@@ -142,9 +142,12 @@ def test_a_refused_incident_with_no_other_unit_goes_to_the_commander(
     reserve(units, first.through(alarm))
     (taken,) = refusals(reserve(units, second.through(school_fight(zone)[0])))
     out = respond(second, taken)
-    # Nobody else to send: the commander is told at once, not left waiting.
+    # The board hears that the unit was taken (the incident's state unchanged), then, with
+    # nobody else to send, the commander is told at once, not left waiting.
     changes = [decode(IncidentStateChange, v) for v in of(out, INCIDENTS_STATE)]
-    assert [c.state for c in changes] == [IncidentState.ESCALATED]
+    assert [c.state for c in changes] == [IncidentState.DISPATCHED, IncidentState.ESCALATED]
+    assert changes[0].reason == taken.reason
+    assert [p.state for p in changes[0].parties if p.unit_id == officer] == [PartyState.TAKEN]
     assert of(out, UNITS_RESERVATIONS) == []
 
 

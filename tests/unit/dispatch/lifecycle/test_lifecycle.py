@@ -295,3 +295,45 @@ def test_cancel_stands_everyone_down_and_later_answers_are_ignored() -> None:
 def test_incident_survives_a_round_trip_through_storage() -> None:
     incident = dispatched("patrol-1", "patrol-2", priority=Priority.P1, needed=2)
     assert Incident.model_validate_json(incident.model_dump_json()) == incident
+
+
+def taken(incident: Incident, unit_id: str, at: datetime) -> ResponseEvent:
+    """The reserve stage's refusal of unit_id's job: another incident held the unit."""
+    event = response(incident, unit_id, ResponseAction.TAKEN, at, reason=f"{unit_id} was busy")
+    return event.model_copy(update={"actor": "system"})
+
+
+def test_a_unit_taken_after_its_incident_resolved_is_shown_taken_and_nothing_is_sent() -> None:
+    # The reserve stage was behind (a worker's partitions were moving): the incident was
+    # resolved by patrol-1, and patrol-2's job, never delivered, was stood down with it,
+    # before the refusal of that job came back.
+    incident = dispatched("patrol-1", "patrol-2", needed=2)
+    for action, second in ((ResponseAction.ACCEPT, 2), (ResponseAction.RESOLVED, 3)):
+        at = T0 + timedelta(seconds=second)
+        incident = apply_response(incident, response(incident, "patrol-1", action, at)).incident
+    assert incident.is_closed
+    assert [p.state for p in incident.parties] == [PartyState.RESOLVED, PartyState.RESOLVED]
+    refusal = taken(incident, "patrol-2", T0 + timedelta(seconds=8))
+    effects = apply_response(incident, refusal)
+    # The board and the record learn that patrol-2 never had the job; no unit is sent again.
+    assert [p.state for p in effects.incident.parties] == [PartyState.RESOLVED, PartyState.TAKEN]
+    (change,) = effects.state_changes
+    assert (change.previous_state, change.state) == (IncidentState.RESOLVED,) * 2
+    assert change.reason == "patrol-2 was busy"
+    assert [p.state for p in change.parties] == [PartyState.RESOLVED, PartyState.TAKEN]
+    assert not effects.reroute
+    assert effects.assignments == ()
+    # The same refusal again changes nothing and says nothing.
+    again = apply_response(effects.incident, refusal)
+    assert again.state_changes == ()
+    assert again.incident.parties == effects.incident.parties
+
+
+def test_a_unit_taken_while_its_incident_is_open_is_shown_taken_and_replaced() -> None:
+    incident = dispatched("patrol-1")
+    effects = apply_response(incident, taken(incident, "patrol-1", T0 + timedelta(seconds=2)))
+    assert effects.incident.parties[0].state is PartyState.TAKEN
+    assert effects.incident.deadlines == ()
+    (change,) = effects.state_changes
+    assert change.state is IncidentState.DISPATCHED
+    assert effects.reroute  # the router sends the next-best unit at once
