@@ -180,15 +180,11 @@ class Sink:
     async def wait_failed(self) -> BaseException:
         """Wait until a task of the sink ends (only a bug ends one); return why."""
         done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
-        task = next(iter(done))
-        return (None if task.cancelled() else task.exception()) or RuntimeError("ended")
+        return _why_ended(next(iter(done)))
 
     def failure(self) -> BaseException | None:
         """Return why a task of the sink has ended (only a bug ends one), else None."""
-        for task in self._tasks:
-            if task.done():
-                return (None if task.cancelled() else task.exception()) or RuntimeError("ended")
-        return None
+        return next((_why_ended(task) for task in self._tasks if task.done()), None)
 
     async def wait_commits(self, count: int) -> None:
         """Wait until the sink has committed at least count batches (tests, benchmarks)."""
@@ -313,3 +309,7 @@ class Sink:
         status.last_delay_s = done.oldest_delay_s
         if self._on_commit is not None:
             self._on_commit(done)
+
+
+def _why_ended(task: asyncio.Task[None]) -> BaseException:
+    return (None if task.cancelled() else task.exception()) or RuntimeError("ended")

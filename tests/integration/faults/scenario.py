@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from consumers.db.pool import connection
 from dispatch.events import (
@@ -38,6 +37,7 @@ from simulator.principals import ensure_demo_principals
 from simulator.report import LedgerReport, summary
 from simulator.session import Doors, Simulation
 from tests.integration.faults.system import System, running_system
+from tests.integration.faults.topics import records_to_end
 from tests.integration.faults.trail import why_not_at_rest
 
 # Ten simulated minutes of a unit's job take three real seconds: units come free again.
@@ -173,22 +173,10 @@ async def first_decision_latencies(
 ) -> list[float]:
     """Return, per incident, seconds from its first alarm's receipt to the route stage's first
     decision (sent units, or told the commander)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(INCIDENTS_STATE.name, p) for p in range(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        seen: dict[uuid.UUID, float] = {}
-        while any([await consumer.position(tp) < end for tp, end in ends.items()]):
-            batch = await consumer.getmany(timeout_ms=500)
-            for records in batch.values():
-                for one in records:
-                    _take(one.value or b"", seen, escalations)
-        return list(seen.values())
-    finally:
-        await consumer.stop()
+    seen: dict[uuid.UUID, float] = {}
+    async for one in records_to_end(bootstrap, [INCIDENTS_STATE.name], partitions):
+        _take(one.value or b"", seen, escalations)
+    return list(seen.values())
 
 
 def _take(

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Collection
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from consumers.db.pool import connection
 from dispatch.events import (
@@ -26,6 +25,7 @@ from dispatch.events import (
 from dispatch.settings import Settings
 from infra.stack import postgres_url
 from simulator.report import LedgerReport, summary
+from tests.integration.faults.topics import records_to_end
 
 TOPICS = (UNITS_RESERVATIONS, DISPATCH_ASSIGNMENTS, RESPONSES_EVENTS, INCIDENTS_STATE)
 SHOWN_CHARS = 600  # of a record's value, per line
@@ -63,27 +63,14 @@ async def job_trails(
         return []
     needles = {str(job).encode(): job for job in jobs}
     lines: dict[uuid.UUID, list[str]] = {job: [] for job in jobs}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(spec.name, p) for spec in TOPICS for p in range(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        while any([await consumer.position(tp) < end for tp, end in ends.items()]):
-            batch = await consumer.getmany(timeout_ms=500)
-            for tp, records in batch.items():
-                for one in records:
-                    value = one.value or b""
-                    for needle, job in needles.items():
-                        if needle in value:
-                            text = value[:SHOWN_CHARS].decode(errors="replace")
-                            lines[job].append(
-                                f"  {tp.topic}[{tp.partition}]@{one.offset} "
-                                f"t={one.timestamp}: {text}"
-                            )
-    finally:
-        await consumer.stop()
+    async for one in records_to_end(bootstrap, [spec.name for spec in TOPICS], partitions):
+        value = one.value or b""
+        for needle, job in needles.items():
+            if needle in value:
+                text = value[:SHOWN_CHARS].decode(errors="replace")
+                lines[job].append(
+                    f"  {one.topic}[{one.partition}]@{one.offset} t={one.timestamp}: {text}"
+                )
     pool = await asyncpg.create_pool(postgres, min_size=1, max_size=1)
     try:
         async with connection(pool) as conn:
