@@ -18,7 +18,7 @@ from dispatch.classify.rules import (
     SourceRule,
 )
 from dispatch.classify.rules import Signal as SignalRule
-from dispatch.classify.text import Hit, Reading, fold_text
+from dispatch.classify.text import Hit, Reading
 from dispatch.events.alarms import Category, PlaceType, Priority, SourceKind
 from dispatch.routing.needs import Need, merged_needs, needs_from_mapping
 
@@ -138,7 +138,7 @@ def classify(
     place_type: PlaceType | None = None,
 ) -> Classification:
     """Classify one alarm; a threat to life makes it P1 with medical, whatever its category."""
-    reading = Reading(fold_text(_bounded(text, rules.max_text_chars)), rules.scope)
+    reading = Reading(rules.read(_bounded(text, rules.max_text_chars)), rules.scope)
     evidence = _Evidence(reading)
     category, found = Category.UNCLASSIFIED, []
     for candidate, compiled in rules.ranked:

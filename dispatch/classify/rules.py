@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from dispatch.classify.homophones import sound_alikes
-from dispatch.classify.text import KeywordMatcher, Scope, fold_keyword
+from dispatch.classify.text import Dialect, KeywordMatcher, Scope, fold_keyword, fold_text
 from dispatch.events.alarms import Category, PlaceType, Priority, SourceKind
 from dispatch.events.base import Capability
 from dispatch.routing.needs import Need, merged_needs, needs_from_mapping
@@ -47,6 +47,7 @@ class RulesFileError(ValueError):
 
 Keyword = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(fold_keyword)]
 Keywords = tuple[Keyword, ...]
+DialectWord = Annotated[str, Field(min_length=1, max_length=8), AfterValidator(fold_text)]
 Needs = dict[Capability, Annotated[int, Field(ge=1, le=MAX_UNITS)]]
 DeviceKind = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 
@@ -66,6 +67,19 @@ class Language(RulesModel):
     hedges: Keywords = ()
     cjk_window: int = Field(default=4, ge=0, le=20, description="characters before a keyword")
     english_window: int = Field(default=16, ge=0, le=60, description="characters, any script")
+    # Local words read as Mandarin of the same length before anything else: {"冇得" = "没有"}.
+    dialect: dict[DialectWord, DialectWord] = {}
+
+    @field_validator("dialect")
+    @classmethod
+    def _same_length(cls, words: dict[str, str]) -> dict[str, str]:
+        for local, mandarin in words.items():
+            if len(local) != len(mandarin):
+                raise ValueError(
+                    f"{local!r} and {mandarin!r} must be as long as each other "
+                    "(offsets in the text stay the alarm's own)"
+                )
+        return words
 
 
 class CategoryRule(RulesModel):
@@ -151,6 +165,7 @@ class Rules(RulesModel):
     _sources: dict[tuple[SourceKind, str | None], SourceRule]
     _places: dict[tuple[PlaceType, Category], PlaceRule]
     _scope: Scope
+    _dialect: Dialect
 
     @field_validator("categories")
     @classmethod
@@ -238,6 +253,7 @@ class Rules(RulesModel):
             cjk_window=lang.cjk_window,
             english_window=lang.english_window,
         )
+        self._dialect = Dialect.build(lang.dialect)
 
     @property
     def ranked(self) -> tuple[tuple[Category, Compiled], ...]:
@@ -253,6 +269,10 @@ class Rules(RulesModel):
     def scope(self) -> Scope:
         """Return the compiled negation cues, look-alikes, breaks and hedges."""
         return self._scope
+
+    def read(self, text: str) -> str:
+        """Return alarm text as the keywords are matched against it: folded, dialect read."""
+        return self._dialect.read(fold_text(text))
 
     def source_rule(self, source: SourceKind, sensor: str | None) -> SourceRule | None:
         """Return the rule for this source, preferring one that names the sensor kind."""

@@ -31,6 +31,11 @@ _PUNCTUATION = (
 _CLAUSE_BREAK = re.compile(
     rf"[{_PUNCTUATION}]+|(?<=[{_UNSPACED_CHARS}])\s+|\s+(?=[{_UNSPACED_CHARS}])"
 )
+# A gap in a Chinese keyword: "被人…走" is 被人 and 走 with at most GAP_CHARS characters of one
+# clause between them (被人拿走, 被人偷偷抽走, 被人半夜搬走). "…" folds (NFKC) to "...".
+GAP = "..."
+GAP_CHARS = 6
+_GAP_FILL = rf"[^{_PUNCTUATION}\s]{{0,{GAP_CHARS}}}?"
 # Joiners and variation selectors inside emoji sequences carry no meaning for matching.
 _INVISIBLE = dict.fromkeys(map(ord, "\ufe0e\ufe0f\u200d\u200b\u200c\u2060"), None)
 
@@ -50,6 +55,12 @@ def fold_keyword(raw: str) -> str:
         raise ValueError("'*' is allowed only at the end of an English keyword")
     if keyword.startswith("~") and not is_unspaced(body):
         raise ValueError("'~' (also match sound-alike typos) is only for Chinese keywords")
+    if GAP in body:
+        parts = body.split(GAP)
+        if keyword.startswith("~") or not all(p and _UNSPACED.search(p) for p in parts):
+            raise ValueError(
+                "'…' (a gap) must stand between two Chinese parts of a keyword without '~'"
+            )
     return keyword
 
 
@@ -59,6 +70,8 @@ def is_unspaced(keyword: str) -> bool:
 
 
 def _pattern(keyword: str) -> str:
+    if GAP in keyword:
+        return _GAP_FILL.join(map(re.escape, keyword.split(GAP)))
     if is_unspaced(keyword):
         return re.escape(keyword)
     first, *others = keyword.removesuffix("*").split()
@@ -85,6 +98,7 @@ class KeywordMatcher:
     pattern: re.Pattern[str] | None
     exact: dict[str, str]
     stems: tuple[tuple[str, str], ...]
+    gaps: tuple[tuple[re.Pattern[str], str], ...] = ()
 
     @classmethod
     def build(
@@ -98,7 +112,8 @@ class KeywordMatcher:
         pattern = re.compile("|".join(map(_pattern, ordered))) if ordered else None
         stems = tuple((k.removesuffix("*"), k) for k in ordered if k.endswith("*"))
         exact = {form: keyword for form, keyword in spelled.items() if not form.endswith("*")}
-        return cls(pattern, exact, stems)
+        gaps = tuple((re.compile(_pattern(k)), k) for k in ordered if GAP in k)
+        return cls(pattern, exact, stems, gaps)
 
     def hits(self, folded: str) -> list[Hit]:
         """Return every keyword occurrence in already folded text, in order."""
@@ -113,7 +128,35 @@ class KeywordMatcher:
         matched = " ".join(matched.split())
         if matched in self.exact:
             return self.exact[matched]
+        gapped = next((k for p, k in self.gaps if p.fullmatch(matched)), None)
+        if gapped is not None:
+            return gapped
         return next((k for stem, k in self.stems if matched.startswith(stem)), matched)
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """Local words read as their Mandarin equals of the same length (冇得 as 没有, 伢 as 孩).
+
+    Same length, so an offset in the read text is an offset in the alarm: every keyword, cue
+    and sound-alike then serves the dialect too, without a dialect copy of each list.
+    """
+
+    pattern: re.Pattern[str] | None
+    mandarin: dict[str, str]
+
+    @classmethod
+    def build(cls, words: dict[str, str]) -> Dialect:
+        """Compile local words (already folded) to replace, longest first."""
+        ordered = sorted(words, key=len, reverse=True)
+        pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        return cls(pattern, dict(words))
+
+    def read(self, folded: str) -> str:
+        """Return folded text with each local word replaced by its Mandarin equal."""
+        if self.pattern is None:
+            return folded
+        return self.pattern.sub(lambda m: self.mandarin[m.group()], folded)
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,13 @@ CASES = [
     ("两家吵架,推推搡搡快打起来了", C.DISPUTE, Priority.P3, {"mediation": 1, "patrol": 1}),
     ("喂 听得到吗", C.UNCLASSIFIED, Priority.P2, {"patrol": 1}),
     ("邻居吵架,女的说不想活了", C.DISPUTE, Priority.P1, {"medical": 1}),
+    # Dialect read as Mandarin: 冇得 is 没有, 伢 is 孩.
+    ("我屋里老头子突然倒了,喊他冇得反应", C.MEDICAL, Priority.P1, {"medical": 1}),
+    ("冇打架,就是两口子在屋里吵", C.DISPUTE, Priority.P3, {"mediation": 1}),
+    ("车里锁了个小伢,大人不晓得去哪里了", C.HELP_REQUEST, Priority.P1, {"medical": 1}),
+    # Gaps: 被人…走 takes whatever was done between.
+    ("小区里好几辆车的油被人偷偷抽走了", C.THEFT, Priority.P3, {"patrol": 1}),
+    ("电梯掉下去一截,里面有人在喊", C.HELP_REQUEST, Priority.P1, {"rescue": 1, "medical": 1}),
 ]
 
 

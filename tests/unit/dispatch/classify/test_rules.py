@@ -35,7 +35,7 @@ def write(tmp_path: Path, data: dict[str, Any]) -> Path:
             lines.append(f"[{prefix}]")
         for key, value in plain.items():
             if key not in ARRAYS:
-                lines.append(f"{key} = {toml(value)}")
+                lines.append(f"{toml_key(key)} = {toml(value)}")
         for key, value in tables.items():
             emit(f"{prefix}.{key}" if prefix else key, value)
         for key, items in arrays.items():
@@ -51,6 +51,10 @@ def write(tmp_path: Path, data: dict[str, Any]) -> Path:
 
 LISTS = {"keywords", "benign", "negations", "not_negations", "scope_breaks", "hedges", "categories"}
 ARRAYS = {"source_rules", "place_rules"}
+
+
+def toml_key(key: str) -> str:
+    return key if key.isascii() and key.replace("_", "a").isalnum() else toml(key)
 
 
 def toml(value: Any) -> str:
@@ -112,6 +116,16 @@ def test_a_copy_written_back_loads_the_same(tmp_path: Path) -> None:
             "(file)",
             "at most 8 and 10",
         ),
+        (
+            lambda d: d["language"]["dialect"].update({"冇得": "没"}),
+            "language.dialect",
+            "as long as each other",
+        ),
+        (
+            lambda d: d["categories"]["theft"].update(keywords=["~被人…走"]),
+            "categories.theft.keywords[0]",
+            "a gap",
+        ),
     ],
 )
 def test_a_bad_file_names_the_field(tmp_path: Path, change: Any, field: str, message: str) -> None:
@@ -152,9 +166,11 @@ def test_fold_keyword(raw: str, folded: str) -> None:
     assert fold_keyword(raw) == folded
 
 
-@pytest.mark.parametrize("raw", ["", "   ", "*", "fi*re", "着*", "~fire"])
+@pytest.mark.parametrize(
+    "raw", ["", "   ", "*", "fi*re", "着*", "~fire", "~被人…走", "…走", "被人…", "fire…out"]
+)
 def test_fold_keyword_refuses(raw: str) -> None:
-    with pytest.raises(ValueError, match=r"keyword|'~'"):
+    with pytest.raises(ValueError, match=r"keyword|'~'|gap"):
         fold_keyword(raw)
 
 
@@ -167,10 +183,18 @@ def test_fold_keyword_refuses(raw: str) -> None:
         (("injur*",), "two injured", ["injur*"]),
         (("着火",), "仓库着火了", ["着火"]),
         (("🔥",), "🔥🔥", ["🔥", "🔥"]),
+        # A gap: anything of one clause, at most six characters, between the parts.
+        (("被人…走",), "车被人骑走了", ["被人...走"]),
+        (("被人…走",), "油被人偷偷抽走了", ["被人...走"]),
+        (("被人…走",), "被人走", ["被人...走"]),
+        (("被人…走",), "被人看见了,走了", []),  # another clause
+        (("被人…走",), "被人在半夜三更的时候走", []),  # more than six between
+        (("电梯…掉", "电梯"), "电梯掉下去一截", ["电梯...掉"]),
     ],
 )
 def test_keyword_matcher(keywords: tuple[str, ...], text: str, found: list[str]) -> None:
-    assert [h.keyword for h in KeywordMatcher.build(keywords).hits(text)] == found
+    folded = [fold_keyword(k) for k in keywords]
+    assert [h.keyword for h in KeywordMatcher.build(folded).hits(text)] == found
 
 
 def _reading(text: str) -> Reading:
@@ -197,6 +221,14 @@ def test_negation_scope(text: str, keyword: str, negated: bool) -> None:
     reading = _reading(text)
     (hit,) = KeywordMatcher.build((keyword,)).hits(text)
     assert (reading.negation_of(hit) is not None) == negated
+
+
+def test_dialect_is_read_as_mandarin_of_the_same_length() -> None:
+    rules = load_rules(default_rules_path())
+    text = "喊他冇得反应,小伢在哭,不晓得么样搞"
+    read = rules.read(text)
+    assert read == "喊他没有反应,小孩在哭,不知道怎样搞"
+    assert len(read) == len(text)  # offsets of evidence are the alarm's own
 
 
 def test_rules_are_frozen() -> None:
