@@ -65,6 +65,12 @@ CASES = [
     # Gaps: 被人…走 takes whatever was done between.
     ("小区里好几辆车的油被人偷偷抽走了", C.THEFT, Priority.P3, {"patrol": 1}),
     ("电梯掉下去一截,里面有人在喊", C.HELP_REQUEST, Priority.P1, {"rescue": 1, "medical": 1}),
+    # Many on one is P1; a theft just done and a caller followed now are P2.
+    ("菜场门口三四个人围着一个人打", C.FIGHT, Priority.P1, {"patrol": 2}),
+    ("手机刚刚在公交上被扒了", C.THEFT, Priority.P2, {"patrol": 1}),
+    ("有个男的一直跟着我,好怕", C.SUSPICIOUS_PERSON, Priority.P2, {"patrol": 1}),
+    # Not a fire: an engine that will not start.
+    ("车抛锚了 打不着火 停在路边", C.TRAFFIC, Priority.P2, {"patrol": 1}),
 ]
 
 
