@@ -110,9 +110,15 @@ class _Evidence:
 
     def of(self, compiled: Compiled) -> list[Evidence]:
         found: list[Evidence] = []
-        for hit in compiled.matcher.hits(self.reading.text):
+        hits = compiled.matcher.hits(self.reading.text)
+        # Read only when there is something to explain away: most lists have no hit.
+        anywhere = (
+            next(iter(compiled.benign_anywhere.hits(self.reading.text)), None) if hits else None
+        )
+        for hit in hits:
             cue = self.reading.negation_of(hit)
             benign = self.reading.in_clause(hit, compiled.benign) if cue is None else None
+            benign = benign or (anywhere if cue is None else None)
             if cue is not None or benign is not None:
                 why = (cue or benign or hit).keyword
                 if all(d.start != hit.start for d in self.discounted):

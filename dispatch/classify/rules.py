@@ -93,6 +93,8 @@ class CategoryRule(RulesModel):
     keywords: Keywords = ()
     # Words that explain a keyword away when they share its clause ("烧烤" for 烟).
     benign: Keywords = ()
+    # Words that explain every keyword away wherever they stand ("演练": a drill's smoke).
+    benign_anywhere: Keywords = ()
 
 
 class Signal(RulesModel):
@@ -100,6 +102,7 @@ class Signal(RulesModel):
 
     keywords: Keywords = Field(min_length=1)
     benign: Keywords = ()
+    benign_anywhere: Keywords = ()
     categories: tuple[Category, ...] = Field(default=(), description="Empty means every one.")
     priority: Priority | None = Field(default=None, description="At least this urgent.")
     # A more urgent floor in some categories: an injury in a crash or a fight is P1.
@@ -147,6 +150,7 @@ class Compiled:
 
     matcher: KeywordMatcher
     benign: KeywordMatcher
+    benign_anywhere: KeywordMatcher
 
 
 class Rules(RulesModel):
@@ -238,9 +242,12 @@ class Rules(RulesModel):
         other = self.categories[Category.OTHER]
         if other.keywords:  # keywords of `other` never outrank a real category
             ranked.append((Category.OTHER, other))
-        self._ranked = tuple((c, _compile(r.keywords, r.benign)) for c, r in ranked)
+        self._ranked = tuple(
+            (c, _compile(r.keywords, r.benign, r.benign_anywhere)) for c, r in ranked
+        )
         self._signals = tuple(
-            (name, s, _compile(s.keywords, s.benign)) for name, s in self.signals.items()
+            (name, s, _compile(s.keywords, s.benign, s.benign_anywhere))
+            for name, s in self.signals.items()
         )
         self._sources = {(s.source_kind, s.sensor_kind): s for s in self.source_rules}
         self._places = {(p.place_type, c): p for p in self.place_rules for c in p.categories}
@@ -284,7 +291,9 @@ class Rules(RulesModel):
         return self._places.get((place, category))
 
 
-def _compile(keywords: tuple[str, ...], benign: tuple[str, ...]) -> Compiled:
+def _compile(
+    keywords: tuple[str, ...], benign: tuple[str, ...], anywhere: tuple[str, ...]
+) -> Compiled:
     plain = [k.removeprefix("~") for k in keywords]
     variants = {
         variant: keyword.removeprefix("~")
@@ -293,7 +302,11 @@ def _compile(keywords: tuple[str, ...], benign: tuple[str, ...]) -> Compiled:
         for variant in sound_alikes(keyword.removeprefix("~"))
         if variant not in plain
     }
-    return Compiled(KeywordMatcher.build(plain, variants), KeywordMatcher.build(benign))
+    return Compiled(
+        KeywordMatcher.build(plain, variants),
+        KeywordMatcher.build(benign),
+        KeywordMatcher.build(anywhere),
+    )
 
 
 def _no_repeats(cases: list[tuple[int, str]]) -> None:

@@ -57,7 +57,8 @@ CASES = [
     ("两户邻居因为噪音发生纠纷", C.DISPUTE, Priority.P3, {"mediation": 1}),
     ("两家吵架,推推搡搡快打起来了", C.DISPUTE, Priority.P3, {"mediation": 1, "patrol": 1}),
     ("喂 听得到吗", C.UNCLASSIFIED, Priority.P2, {"patrol": 1}),
-    ("邻居吵架,女的说不想活了", C.DISPUTE, Priority.P1, {"medical": 1}),
+    # A threat to take one's life outweighs the quarrel it came from.
+    ("邻居吵架,女的说不想活了", C.HELP_REQUEST, Priority.P1, {"medical": 1}),
     # Dialect read as Mandarin: 冇得 is 没有, 伢 is 孩.
     ("我屋里老头子突然倒了,喊他冇得反应", C.MEDICAL, Priority.P1, {"medical": 1}),
     ("冇打架,就是两口子在屋里吵", C.DISPUTE, Priority.P3, {"mediation": 1}),
@@ -69,6 +70,9 @@ CASES = [
     ("菜场门口三四个人围着一个人打", C.FIGHT, Priority.P1, {"patrol": 2}),
     ("手机刚刚在公交上被扒了", C.THEFT, Priority.P2, {"patrol": 1}),
     ("有个男的一直跟着我,好怕", C.SUSPICIOUS_PERSON, Priority.P2, {"patrol": 1}),
+    # Explained away by a word anywhere in the alarm: a drill's smoke, a scam's "crash".
+    ("今日在罐区开展消防应急演练,届时会有烟雾", C.OTHER, Priority.P3, {"patrol": 1}),
+    ("电话里说我孙子在外面出事了 撞了人 要我打钱过去", C.OTHER, Priority.P3, {"patrol": 1}),
     # Not a fire: an engine that will not start.
     ("车抛锚了 打不着火 停在路边", C.TRAFFIC, Priority.P2, {"patrol": 1}),
 ]

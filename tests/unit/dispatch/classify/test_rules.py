@@ -49,7 +49,16 @@ def write(tmp_path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
-LISTS = {"keywords", "benign", "negations", "not_negations", "scope_breaks", "hedges", "categories"}
+LISTS = {
+    "keywords",
+    "benign",
+    "benign_anywhere",
+    "negations",
+    "not_negations",
+    "scope_breaks",
+    "hedges",
+    "categories",
+}
 ARRAYS = {"source_rules", "place_rules"}
 
 
