@@ -26,7 +26,7 @@ from dispatch.zone import Zone, default_zone_path, load_zone
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data"
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
-SPLITS = ("heldout", "tune", "tune2", "retired", "retired2", "retired3", "retired4")
+SPLITS = ("heldout", "tune", "tune2", "tune3", "retired", "retired2", "retired3", "retired4")
 
 
 @dataclass

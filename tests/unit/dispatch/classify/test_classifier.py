@@ -55,7 +55,8 @@ CASES = [
     ("a guy got stabbed outside the bar, he's bleeding a lot", C.FIGHT, Priority.P1, {}),
     ("somebody 抢了我的 phone", C.ROBBERY, Priority.P1, {"patrol": 2}),
     ("两户邻居因为噪音发生纠纷", C.DISPUTE, Priority.P3, {"mediation": 1}),
-    ("两家吵架,推推搡搡快打起来了", C.DISPUTE, Priority.P3, {"mediation": 1, "patrol": 1}),
+    # A scuffle in a quarrel: a patrol beside the mediator, and sooner (P2).
+    ("两家吵架,推推搡搡快打起来了", C.DISPUTE, Priority.P2, {"mediation": 1, "patrol": 1}),
     ("喂 听得到吗", C.UNCLASSIFIED, Priority.P2, {"patrol": 1}),
     # A threat to take one's life outweighs the quarrel it came from.
     ("邻居吵架,女的说不想活了", C.HELP_REQUEST, Priority.P1, {"medical": 1}),
