@@ -26,7 +26,18 @@ from dispatch.zone import Zone, default_zone_path, load_zone
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data"
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
-SPLITS = ("heldout", "tune", "tune2", "tune3", "retired", "retired2", "retired3", "retired4")
+# The held-out split first; then what the rules were tuned on, in the order it was written.
+SPLITS = (
+    "heldout",
+    "tune",
+    "retired",
+    "retired2",
+    "retired3",
+    "retired4",
+    "tune2",
+    "tune3",
+    "tune4",
+)
 
 
 @dataclass
