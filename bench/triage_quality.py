@@ -37,6 +37,7 @@ SPLITS = (
     "tune2",
     "tune3",
     "tune4",
+    "tune5",
 )
 
 
