@@ -74,6 +74,11 @@ CASES = [
     # Explained away by a word anywhere in the alarm: a drill's smoke, a scam's "crash".
     ("今日在罐区开展消防应急演练,届时会有烟雾", C.OTHER, Priority.P3, {"patrol": 1}),
     ("电话里说我孙子在外面出事了 撞了人 要我打钱过去", C.OTHER, Priority.P3, {"patrol": 1}),
+    # ... but only by words that say so: common words near a real emergency do not.
+    ("我原来是住这里的 现在楼下着火了", C.FIRE, Priority.P1, {"fire": 2}),
+    ("车转了个弯 撞了人 人躺在地上不动", C.TRAFFIC, Priority.P1, {"medical": 1}),
+    ("我老公被人抢了 包被抢走了", C.ROBBERY, Priority.P1, {"patrol": 2}),
+    ("撞到一头牛 车上的人受伤了 在流血", C.TRAFFIC, Priority.P1, {"medical": 1}),
     # Not a fire: an engine that will not start.
     ("车抛锚了 打不着火 停在路边", C.TRAFFIC, Priority.P2, {"patrol": 1}),
 ]
