@@ -117,8 +117,9 @@ class _Evidence:
         )
         for hit in hits:
             cue = self.reading.negation_of(hit)
-            benign = self.reading.in_clause(hit, compiled.benign) if cue is None else None
-            benign = benign or (anywhere if cue is None else None)
+            benign = None
+            if cue is None:
+                benign = self.reading.in_clause(hit, compiled.benign) or anywhere
             if cue is not None or benign is not None:
                 why = (cue or benign or hit).keyword
                 if all(d.start != hit.start for d in self.discounted):

@@ -43,6 +43,7 @@ from dispatch.zone import Zone, default_zone_path, load_zone
 from infra.stack import postgres_url
 from simulator.principals import DemoPrincipals, ensure_demo_principals
 from tests.integration.faults.system import System, running_system
+from tests.integration.faults.topics import records_to_end
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("DISPATCH_TEST_ARTIFACTS", "build/test-artifacts/pages"))
@@ -458,32 +459,19 @@ async def test_a_board_opened_in_a_busy_minute_shows_every_open_incident(demo: D
 
 async def read_changes(system: System) -> dict[str, IncidentStateChange]:
     """Return the latest change of every incident on incidents.state, read to its end."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=system.settings.bootstrap_servers, group_id=None)
-    await consumer.start()
     latest: dict[str, IncidentStateChange] = {}
-    try:
-        partitions = [
-            TopicPartition(INCIDENTS_STATE.name, p) for p in range(system.settings.kafka_partitions)
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        while any([await consumer.position(tp) < end for tp, end in ends.items()]):
-            batch = await consumer.getmany(timeout_ms=500)
-            for records in batch.values():
-                for record in records:
-                    try:
-                        change = decode(IncidentStateChange, record.value or b"")
-                    except InvalidEvent:
-                        continue
-                    known = latest.get(str(change.incident_id))
-                    if known is None or (change.at, str(change.event_id)) >= (
-                        known.at,
-                        str(known.event_id),
-                    ):
-                        latest[str(change.incident_id)] = change
-    finally:
-        await consumer.stop()
+    settings = system.settings
+    topics = [INCIDENTS_STATE.name]
+    async for record in records_to_end(
+        settings.bootstrap_servers, topics, settings.kafka_partitions
+    ):
+        try:
+            change = decode(IncidentStateChange, record.value or b"")
+        except InvalidEvent:
+            continue
+        known = latest.get(str(change.incident_id))
+        if known is None or (change.at, str(change.event_id)) >= (known.at, str(known.event_id)):
+            latest[str(change.incident_id)] = change
     return latest
 
 
