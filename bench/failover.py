@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import json
 import os
 import signal
@@ -51,7 +52,7 @@ def probe(port: int) -> dict[str, object] | None:
         with urllib.request.urlopen(url, timeout=1) as reply:  # our own worker
             body: dict[str, object] = json.loads(reply.read())
             return body
-    except (urllib.error.URLError, OSError, ValueError):
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
         return None
 
 

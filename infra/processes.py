@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import random
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,27 +92,69 @@ def child_running(pid: int) -> bool:
         return False
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port on host that nothing listens on right now (tests and benchmarks)."""
+# Where a test or a benchmark takes its ports from: never from the kernel's ephemeral range, the
+# ports it gives a connection's own end. A probe sent to a port in that range before anything
+# listens on it can be given that very port as its own end, and then connects to itself and reads
+# its own request back as the reply (CI saw "BadStatusLine: GET /readyz HTTP/1.1"); while it does,
+# the service cannot bind the port either.
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LINUX_EPHEMERAL_RANGE = (32768, 60999)
+LOWEST_TEST_PORT = 10000
+_handed_out: set[int] = set()  # never the same port twice in one process
+_handed_out_lock = threading.Lock()
+
+
+def ephemeral_range(path: Path = EPHEMERAL_RANGE_FILE) -> tuple[int, int]:
+    """Return the kernel's ephemeral port range, first and last (Linux's default when unknown)."""
+    try:
+        low, high = (int(word) for word in path.read_text().split())
+    except (OSError, ValueError):
+        return LINUX_EPHEMERAL_RANGE
+    return low, high
+
+
+@functools.cache
+def ports_outside(ephemeral: tuple[int, int]) -> tuple[int, ...]:
+    """Return the ports a test may take: from LOWEST_TEST_PORT up, outside the ephemeral range."""
+    low, high = ephemeral
+    return tuple(port for port in range(LOWEST_TEST_PORT, 65536) if not low <= port <= high)
+
+
+def _bindable(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port on host that nothing listens on right now (tests and benchmarks): outside
+    the ephemeral range, and never one this process was given before."""
+    return free_port_range(1, host)
 
 
 def free_port_range(count: int, host: str = "127.0.0.1") -> int:
-    """Return the first of count consecutive TCP ports on host that nothing listens on now."""
-    while True:
-        first = free_port(host)
-        if first + count > 65536:
-            continue
-        try:
-            for port in range(first + 1, first + count):
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                    sock.bind((host, port))
-        except OSError:
-            continue
-        return first
+    """Return the first of count consecutive TCP ports on host that nothing listens on now,
+    outside the ephemeral range and never given to this process before."""
+    ports = ports_outside(ephemeral_range())
+    allowed = set(ports)
+    with _handed_out_lock:
+        # Each run its own ports, each try from a new place; not a secret.
+        start = random.randrange(len(ports))  # noqa: S311
+        for first in ports[start:] + ports[:start]:
+            block = range(first, first + count)
+            if all(
+                port in allowed and port not in _handed_out and _bindable(host, port)
+                for port in block
+            ):
+                _handed_out.update(block)
+                return first
+    raise InfraError(
+        f"no {count} free consecutive TCP ports on {host} outside the ephemeral range "
+        f"{ephemeral_range()}"
+    )
 
 
 def ensure_port_free(host: str, port: int, what: str, setting: str) -> None:

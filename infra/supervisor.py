@@ -4,6 +4,7 @@ tell when all are ready, stop them all with SIGTERM. What `dispatch run` does on
 from __future__ import annotations
 
 import contextlib
+import http.client
 import signal
 import subprocess
 import time
@@ -31,6 +32,10 @@ def readiness(url: str) -> tuple[bool, str]:
         return False, exc.read().decode(errors="replace")
     except (urllib.error.URLError, OSError) as exc:
         return False, f"no answer: {exc}"
+    except http.client.HTTPException as exc:
+        # Whatever answered did not speak HTTP. On a port in the ephemeral range, a probe sent
+        # before the service listens can even connect to itself and read its own request back.
+        return False, f"no HTTP answer: {exc!r}"
 
 
 @dataclass(frozen=True)
