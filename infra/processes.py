@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import random
 import socket
 import threading
@@ -138,22 +139,19 @@ def free_port(host: str = "127.0.0.1") -> int:
 def free_port_range(count: int, host: str = "127.0.0.1") -> int:
     """Return the first of count consecutive TCP ports on host that nothing listens on now,
     outside the ephemeral range and never given to this process before."""
-    ports = ports_outside(ephemeral_range())
-    allowed = set(ports)
+    ephemeral = ephemeral_range()
+    ports = ports_outside(ephemeral)
     with _handed_out_lock:
         # Each run its own ports, each try from a new place; not a secret.
         start = random.randrange(len(ports))  # noqa: S311
-        for first in ports[start:] + ports[:start]:
-            block = range(first, first + count)
-            if all(
-                port in allowed and port not in _handed_out and _bindable(host, port)
-                for port in block
-            ):
+        for index in itertools.chain(range(start, len(ports)), range(start)):
+            block = ports[index : index + count]
+            consecutive = block == tuple(range(block[0], block[0] + count))
+            if consecutive and all(p not in _handed_out and _bindable(host, p) for p in block):
                 _handed_out.update(block)
-                return first
+                return block[0]
     raise InfraError(
-        f"no {count} free consecutive TCP ports on {host} outside the ephemeral range "
-        f"{ephemeral_range()}"
+        f"no {count} free consecutive TCP ports on {host} outside the ephemeral range {ephemeral}"
     )
 
 
