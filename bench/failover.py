@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import http.client
 import json
 import os
 import signal
@@ -30,8 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +36,7 @@ from pathlib import Path
 from dispatch.settings import Settings
 from infra import stack
 from infra.processes import free_port
+from infra.supervisor import readiness
 from infra.topics import declare_catalog_topics
 
 POLL_S = 0.05  # how often a worker's probe is asked: the figures are good to this much
@@ -47,13 +45,14 @@ GUARD_S = 120.0
 
 def probe(port: int) -> dict[str, object] | None:
     """Return a worker's /readyz body when it is ready, else None."""
-    try:
-        url = f"http://127.0.0.1:{port}/readyz"
-        with urllib.request.urlopen(url, timeout=1) as reply:  # our own worker
-            body: dict[str, object] = json.loads(reply.read())
-            return body
-    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
+    ready, said = readiness(f"http://127.0.0.1:{port}/readyz", timeout_s=1.0)
+    if not ready:
         return None
+    try:
+        body: dict[str, object] = json.loads(said)
+    except ValueError:
+        return None
+    return body
 
 
 def until(check: object, what: str) -> float:

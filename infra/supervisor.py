@@ -23,10 +23,10 @@ HEALTHY_RUN_S = 60.0
 PROBE_TIMEOUT_S = 2.0
 
 
-def readiness(url: str) -> tuple[bool, str]:
+def readiness(url: str, timeout_s: float = PROBE_TIMEOUT_S) -> tuple[bool, str]:
     """Ask a service's readiness probe; return whether it is ready and what it said."""
     try:
-        with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S) as reply:  # noqa: S310  # http URL we built
+        with urllib.request.urlopen(url, timeout=timeout_s) as reply:  # noqa: S310  # http URL we built
             return True, reply.read().decode(errors="replace")
     except urllib.error.HTTPError as exc:
         return False, exc.read().decode(errors="replace")
