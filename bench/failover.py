@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -140,6 +141,7 @@ def main() -> int:
         }
     finally:
         stack.down(settings, print)
+        shutil.rmtree(state, ignore_errors=True)  # as bench.sink: a benchmark leaves no files
     session = Settings().stream_session_timeout_s
     print(f"\nroute stage, SIGKILL, {args.rounds} rounds each (seconds)")
     print(f"{'way back':<30} {'median':>8} {'min':>8} {'max':>8}")
